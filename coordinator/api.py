@@ -1,0 +1,267 @@
+"""HTTP routes /v1/...: requests become commands for the node; queries read its state."""
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Callable
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+
+from geo import LatLon
+
+from . import auth, schemas
+from . import commands as c
+from . import state as st
+from .errors import Forbidden, Invalid, NotFound, Unauthorized
+from .events import Recorded
+from .handlers import assignment_of, incident_of, unit_of
+from .log import format_at, request_hash
+from .node import Node
+from .tracks import Fix
+
+router = APIRouter(prefix="/v1")
+
+
+def get_node(request: Request) -> Node:
+    return request.app.state.node
+
+
+def get_clock(request: Request) -> Callable[[], datetime]:
+    return request.app.state.clock
+
+
+def get_principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> auth.Principal:
+    if not authorization:
+        raise Unauthorized("This path needs a header 'Authorization: Bearer <token>'; "
+                           "mint one with: commandpost token --role dispatcher")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("The Authorization header must read 'Bearer <token>'")
+    return auth.verify(request.app.state.secret, token.strip(), int(request.app.state.clock().timestamp()))
+
+
+NodeDep = Annotated[Node, Depends(get_node)]
+ClockDep = Annotated[Callable[[], datetime], Depends(get_clock)]
+PrincipalDep = Annotated[auth.Principal, Depends(get_principal)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def parse_time(text: str, name: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise Invalid(f"{name}={text!r} is not an ISO 8601 time such as 2026-11-26T02:14:00Z") from None
+    if value.tzinfo is None:
+        raise Invalid(f"{name}={text!r} has no time zone; add Z for UTC or an offset such as -08:00")
+    return value
+
+
+def scratch_state(records: tuple[Recorded, ...]) -> st.State:
+    """The state the given records alone produce: the answer exactly as it was first given."""
+    return st.fold(records, st.State(seq=records[0].seq - 1)) if records else st.State()
+
+
+async def _run(request: Request, node: Node, cmd: c.Command, p: auth.Principal,
+               key: str | None = None, body: Any = None):
+    metrics = request.app.state.metrics
+    name = type(cmd).__name__
+    with metrics.append_seconds.labels(name).time():
+        try:
+            result = await node.handle(cmd, p, key, request_hash([request.url.path, body]) if key else None)
+        except Exception as err:
+            metrics.commands.labels(name, type(err).__name__).inc()
+            raise
+    metrics.commands.labels(name, "replayed" if result.replayed else "ok").inc()
+    metrics.events.inc(0 if result.replayed else len(result.records))
+    metrics.head.set(node.state.seq)
+    return result
+
+
+def _visible_incident(node: Node, p: auth.Principal, incident_id: str) -> st.Incident:
+    incident = incident_of(node.state, incident_id)
+    if not auth.can_see_incident(p, node.state, incident_id):
+        raise Forbidden(f"Incident {incident_id} is outside this token's scope")
+    return incident
+
+
+def _position(node: Node, unit: st.Unit) -> dict[str, Any] | None:
+    fix = node.tracks.latest.get(unit.id)
+    return fix.to_json() if fix else None
+
+
+# -- incidents ----------------------------------------------------------------------------------
+@router.post("/incidents", status_code=201, summary="Report an incident")
+async def report_incident(body: schemas.IncidentIn, request: Request, node: NodeDep, p: PrincipalDep,
+                          clock: ClockDep, key: IdempotencyKey = None):
+    cmd = c.ReportIncident(
+        incident_id=new_id(), incident_type=body.type, priority=body.priority,
+        location=LatLon(body.location.lat, body.location.lon),
+        reported_at=format_at(body.reported_at or clock()), address=body.address, description=body.description)
+    result = await _run(request, node, cmd, p, key, body.model_dump(mode="json"))
+    first = scratch_state(result.records)
+    incident = next(iter(first.incidents.values()))
+    return schemas.incident_view(incident, first, node.catalog)
+
+
+@router.get("/incidents", summary="List incidents")
+async def list_incidents(node: NodeDep, p: PrincipalDep,
+                         status: Annotated[str, Query(pattern="^(open|closed|all)$")] = "all",
+                         limit: Annotated[int, Query(ge=1, le=5000)] = 500):
+    state = node.state
+    found = [i for i in state.incidents.values()
+             if (status == "all" or i.status == status) and auth.can_see_incident(p, state, i.id)]
+    found.sort(key=lambda i: (i.status != "open", i.priority, i.opened_at))
+    return {"incidents": [schemas.incident_view(i, state, node.catalog) for i in found[:limit]],
+            "total": len(found)}
+
+
+@router.get("/incidents/{incident_id}", summary="One incident")
+async def get_incident(incident_id: str, node: NodeDep, p: PrincipalDep):
+    return schemas.incident_view(_visible_incident(node, p, incident_id), node.state, node.catalog)
+
+
+@router.post("/incidents/{incident_id}/assignments", status_code=201, summary="Assign units")
+async def assign_units(incident_id: str, body: schemas.AssignIn, request: Request, node: NodeDep,
+                       p: PrincipalDep, key: IdempotencyKey = None):
+    cmd = c.AssignUnits(incident_id=incident_id, unit_ids=tuple(body.unit_ids),
+                        assignment_ids=tuple(new_id() for _ in body.unit_ids))
+    result = await _run(request, node, cmd, p, key, body.model_dump(mode="json"))
+    made = [r.data["assignment_id"] for r in result.records if r.type == "UnitAssigned"]
+    return {"incident_id": incident_id,
+            "assignments": [schemas.assignment_view(node.state.assignments[a]) for a in made]}
+
+
+@router.post("/incidents/{incident_id}/notes", status_code=201, summary="Add to the narrative")
+async def add_note(incident_id: str, body: schemas.NoteIn, request: Request, node: NodeDep, p: PrincipalDep,
+                   key: IdempotencyKey = None):
+    result = await _run(request, node, c.AddNote(incident_id, new_id(), body.text), p, key, body.model_dump())
+    rec = result.records[0]
+    return {"id": rec.data["note_id"], "incident_id": incident_id, "at": rec.at, "author": rec.actor,
+            "text": rec.data["text"]}
+
+
+@router.post("/incidents/{incident_id}/close", summary="Close an incident, releasing its units")
+async def close_incident(incident_id: str, request: Request, node: NodeDep, p: PrincipalDep,
+                         body: schemas.CloseIn | None = None):
+    await _run(request, node, c.CloseIncident(incident_id, body.disposition if body else None), p)
+    return schemas.incident_view(node.state.incidents[incident_id], node.state, node.catalog)
+
+
+@router.get("/incidents/{incident_id}/timeline", summary="Every event of an incident, in order")
+async def timeline(incident_id: str, node: NodeDep, p: PrincipalDep):
+    _visible_incident(node, p, incident_id)
+    records = await node.timeline(incident_id)
+    return {"incident_id": incident_id, "events": [r.to_json() for r in records]}
+
+
+# -- assignments ----------------------------------------------------------------------------------
+@router.post("/assignments/{assignment_id}/ack", summary="The unit acknowledges its assignment")
+async def ack(assignment_id: str, request: Request, node: NodeDep, p: PrincipalDep):
+    await _run(request, node, c.AckAssignment(assignment_id), p)
+    return schemas.assignment_view(node.state.assignments[assignment_id])
+
+
+@router.post("/assignments/{assignment_id}/cancel", summary="Cancel an assignment, freeing the unit")
+async def cancel(assignment_id: str, request: Request, node: NodeDep, p: PrincipalDep,
+                 body: schemas.CancelIn | None = None):
+    await _run(request, node, c.CancelAssignment(assignment_id, body.reason if body else None), p)
+    return schemas.assignment_view(assignment_of(node.state, assignment_id))
+
+
+# -- units ----------------------------------------------------------------------------------------
+@router.get("/units", summary="The fleet")
+async def list_units(node: NodeDep, p: PrincipalDep, agency: str | None = None, status: str | None = None,
+                     type: str | None = None):
+    state = node.state
+    found = [u for u in state.units.values()
+             if (agency is None or u.agency_id == agency) and (status is None or u.status == status)
+             and (type is None or u.type == type) and auth.can_see_unit(p, state, u.id)]
+    found.sort(key=lambda u: (u.agency_id, u.id))
+    return {"units": [schemas.unit_view(u, state, _position(node, u)) for u in found], "total": len(found)}
+
+
+@router.get("/units/{unit_id}", summary="One unit")
+async def get_unit(unit_id: str, node: NodeDep, p: PrincipalDep):
+    unit = unit_of(node.state, unit_id)
+    if not auth.can_see_unit(p, node.state, unit_id):
+        raise Forbidden(f"Unit {unit_id} is outside this token's scope")
+    return schemas.unit_view(unit, node.state, _position(node, unit))
+
+
+@router.put("/units/{unit_id}/status", summary="Change a unit's status (checked against the lifecycle)")
+async def change_status(unit_id: str, body: schemas.StatusIn, request: Request, node: NodeDep, p: PrincipalDep):
+    await _run(request, node, c.ChangeUnitStatus(unit_id, body.status), p)
+    unit = node.state.units[unit_id]
+    return schemas.unit_view(unit, node.state, _position(node, unit))
+
+
+@router.put("/units/{unit_id}/position", summary="AVL position report (telemetry, not hash-chained)")
+async def move(unit_id: str, body: schemas.PositionIn, node: NodeDep, p: PrincipalDep, clock: ClockDep):
+    now = clock()
+    at = body.at or now
+    if at > now + timedelta(minutes=5):
+        raise Invalid(f"Position time {format_at(at)} is in the future; check the device clock")
+    stored = await node.move(unit_id, Fix(LatLon(body.lat, body.lon), at, body.heading, body.speed), p)
+    fix = node.tracks.latest[unit_id]
+    return {"unit_id": unit_id, "position": fix.to_json(), "sampled": stored}
+
+
+# -- time travel and the log ----------------------------------------------------------------------
+@router.get("/state", summary="Every incident and unit as they stood at a moment")
+async def state_at(at: str, node: NodeDep, p: PrincipalDep,
+                   status: Annotated[str, Query(pattern="^(open|closed|all)$")] = "all"):
+    when = parse_time(at, "at")
+    past = await node.state_at(when)
+    positions = await node.positions_at(when)
+    incidents = [i for i in past.incidents.values()
+                 if (status == "all" or i.status == status) and auth.can_see_incident(p, past, i.id)]
+    units = [u for u in past.units.values() if auth.can_see_unit(p, past, u.id)]
+    return {
+        "at": format_at(when), "seq": past.seq,
+        "incidents": [schemas.incident_view(i, past, node.catalog) for i in incidents],
+        "units": [schemas.unit_view(u, past, positions[u.id].to_json() if u.id in positions else None)
+                  for u in units],
+    }
+
+
+@router.get("/events", summary="Read the log after a seq")
+async def read_events(node: NodeDep, p: PrincipalDep, after: Annotated[int, Query(ge=0)] = 0,
+                      limit: Annotated[int, Query(ge=1, le=5000)] = 500):
+    records = await node.read(after, limit)
+    visible = [r.to_json() for r in records if auth.can_see(p, r, node.state)]
+    return {"events": visible, "next_after": records[-1].seq if records else after, "head": node.state.seq}
+
+
+@router.get("/events/verify", summary="Check the hash chain end to end")
+async def verify(node: NodeDep, p: PrincipalDep):
+    if p.role == "unit":
+        raise Forbidden("A unit token may not verify the log")
+    result = await node.verify()
+    return {"ok": result.ok, "checked": result.checked, "head_seq": result.head_seq,
+            "first_broken_seq": result.first_broken_seq, "reason": result.reason}
+
+
+# -- reference ------------------------------------------------------------------------------------
+@router.get("/incident-types", summary="Incident types and their response plans")
+async def incident_types(node: NodeDep, p: PrincipalDep):
+    return {"incident_types": [
+        {"id": t.id, "label": t.label, "default_priority": t.default_priority,
+         "plan": [{"agency_kind": str(line.kind), "capability": line.capability, "count": line.count}
+                  for line in t.plan.lines]}
+        for t in sorted(node.catalog.plans.incident_types.values(), key=lambda t: t.id)]}
+
+
+@router.get("/agencies", summary="Agencies, their districts and stations")
+async def agencies(node: NodeDep, p: PrincipalDep):
+    city = node.catalog.city
+    return {"city": city.name, "agencies": [
+        {"id": a.id, "name": a.name, "kind": str(a.kind),
+         "districts": [{"id": d.district_id, "name": d.name} for d in city.districts.for_agency(a.id)],
+         "stations": [{"id": s.id, "name": s.name, "location": s.location.to_json()}
+                      for s in city.stations if s.agency_id == a.id]}
+        for a in city.agencies]}
+
+

@@ -1,0 +1,174 @@
+"""The composition root: ``create_app(settings)`` builds everything; nothing connects at import."""
+
+import json
+import logging
+import uuid
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Callable
+
+from anyio import to_thread
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from agencies.city import City
+from agencies.demo import generate_demo_city
+from agencies.plans import load_plans
+
+from . import api
+from .auth import Principal
+from .bus import make_bus
+from .commands import CommissionUnits
+from .errors import STATUS, CommandpostError, Conflict
+from .handlers import Catalog
+from .log import EventLog, make_engine, migrate
+from .metrics import Metrics
+from .node import Node
+from .settings import Settings, resolve_secret
+from .tracks import Tracks
+
+log = logging.getLogger("commandpost")
+SYSTEM = Principal(role="admin", subject="system")
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def ensure_city(event_log: EventLog, settings: Settings, city: City | None = None) -> City:
+    """The city this database serves: the stored one, else the one given, a manifest's, or the demo city."""
+    stored = event_log.load_city()
+    if stored is not None:
+        return City.from_doc(json.loads(stored))
+    if city is None and settings.city_doc is not None:
+        from .importer import load_manifest
+        city = load_manifest(settings.city_doc)
+    city = city or generate_demo_city()
+    event_log.save_city(json.dumps(city.to_doc()))
+    return city
+
+
+def open_node(settings: Settings, clock: Clock = utc_now, city: City | None = None) -> Node:
+    engine = make_engine(settings.log_url)
+    migrate(engine)
+    event_log = EventLog(engine, clock)
+    catalog = Catalog(ensure_city(event_log, settings, city), load_plans())
+    return Node(event_log, Tracks(engine), make_bus(settings.redis_url), catalog,
+                snapshot_every=settings.snapshot_every, poll_interval_s=settings.poll_interval_s)
+
+
+async def start_node(node: Node) -> None:
+    """Start following the log, then put in service any unit of the city not yet commissioned."""
+    await node.start()
+    missing = tuple(u for u in node.catalog.city.units if u.id not in node.state.units)
+    if missing:
+        try:
+            await node.handle(CommissionUnits(missing), SYSTEM)
+        except Conflict:  # another node commissioned them first
+            await node.catch_up()
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with a 413, before anything reads them whole."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            return await self._refuse(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:  # FastAPI passes HTTPException through its body parsing untouched
+                raise HTTPException(413, f"The request body is larger than {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, counted, send)
+
+    async def _refuse(self, scope, receive, send):
+        await _error(413, "too_large", f"The request body is larger than {self.max_bytes} bytes")(scope, receive, send)
+
+
+def _error(status: int, code: str, message: str, **extra) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse({"error": code, "message": message, **extra}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def domain(request: Request, exc: CommandpostError):
+        return _error(STATUS[type(exc)], exc.code, exc.message)
+
+    for cls in STATUS:
+        app.add_exception_handler(cls, domain)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http(request: Request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(request: Request, exc: RequestValidationError):
+        problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                    for e in exc.errors()]  # the offending input is left out: it may be NaN, which JSON cannot carry
+        readable = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+                             for e in problems)
+        return JSONResponse({"error": "invalid", "message": readable, "detail": problems}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        request_id = uuid.uuid4().hex[:12]
+        log.exception("unexpected error, request %s", request_id)
+        return _error(500, "internal", f"Something went wrong on our side (request {request_id}); it is logged")
+
+
+def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = None) -> FastAPI:
+    secret = resolve_secret(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        node = await to_thread.run_sync(open_node, settings, clock, city)
+        await start_node(node)
+        app.state.node = node
+        try:
+            yield
+        finally:
+            await node.stop()
+            await node.bus.close()
+            node.log.engine.dispose()
+
+    app = FastAPI(title="commandpost", version="0.1.0", lifespan=lifespan,
+                  description="Joint police, fire and EMS command centre: API contract v1")
+    app.state.secret, app.state.clock, app.state.metrics = secret, clock, Metrics()
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(api.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request):
+        node: Node = request.app.state.node
+        log_ok = await to_thread.run_sync(node.log.ping)
+        bus_ok = await node.bus.ping()
+        body = {"log": "ok" if log_ok else "unreachable", "bus": "ok" if bus_ok else "unreachable",
+                "seq": node.state.seq}
+        return JSONResponse(body, status_code=200 if log_ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request):
+        return PlainTextResponse(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

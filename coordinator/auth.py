@@ -1,0 +1,169 @@
+"""Bearer tokens, principals and scopes. Pure: the secret and the time are passed in.
+
+A token is ``cp1.<payload>.<signature>``: base64url JSON claims signed with HMAC-SHA256
+(stdlib ``hmac``; a JWT library would add algorithm negotiation we do not want).
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+
+from . import commands as c
+from .errors import Forbidden, Unauthorized
+from .events import Recorded
+from .state import State
+
+ROLES = ("dispatcher", "unit", "commander", "admin")
+PREFIX = "cp1"
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: str
+    subject: str
+    agency: str | None = None
+    unit: str | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role}:{self.subject}"
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.role in ("commander", "admin") or (self.role == "dispatcher" and self.agency is None)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(secret: str, payload: str) -> str:
+    return _b64(hmac.new(secret.encode(), f"{PREFIX}.{payload}".encode(), hashlib.sha256).digest())
+
+
+def issue(secret: str, role: str, subject: str, now: int, ttl_s: int | None = None,
+          agency: str | None = None, unit: str | None = None) -> str:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+    if role == "unit" and not unit:
+        raise ValueError("a unit token needs --unit")
+    claims = {"role": role, "sub": subject, "iat": now}
+    if ttl_s:
+        claims["exp"] = now + ttl_s
+    if agency:
+        claims["agency"] = agency
+    if unit:
+        claims["unit"] = unit
+    payload = _b64(json.dumps(claims, sort_keys=True, separators=(",", ":")).encode())
+    return f"{PREFIX}.{payload}.{_sign(secret, payload)}"
+
+
+def verify(secret: str, token: str, now: int) -> Principal:
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != PREFIX:
+        raise Unauthorized("The bearer token is not a commandpost token")
+    if not hmac.compare_digest(_sign(secret, parts[1]), parts[2]):
+        raise Unauthorized("The bearer token's signature does not match: it was altered or signed elsewhere")
+    try:
+        claims = json.loads(_unb64(parts[1]))
+        role, subject = claims["role"], str(claims["sub"])
+    except (ValueError, KeyError, TypeError):
+        raise Unauthorized("The bearer token's claims cannot be read") from None
+    if role not in ROLES:
+        raise Unauthorized(f"The bearer token names an unknown role {role!r}")
+    if "exp" in claims and now >= claims["exp"]:
+        raise Unauthorized("The bearer token has expired; ask for a new one")
+    return Principal(role=role, subject=subject, agency=claims.get("agency"), unit=claims.get("unit"))
+
+
+def _unit_agency(state: State, unit_id: str) -> str | None:
+    unit = state.units.get(unit_id)
+    return unit.agency_id if unit else None
+
+
+def _may_command_unit(p: Principal, state: State, unit_id: str) -> bool:
+    if p.role == "unit":
+        return p.unit == unit_id
+    return p.sees_everything or _unit_agency(state, unit_id) in (None, p.agency)
+
+
+def authorize(p: Principal, cmd: c.Command, state: State) -> None:
+    """Raise Forbidden unless ``p`` may issue ``cmd``. Unknown ids pass here and are 404s in decide."""
+    if p.role == "admin":
+        return
+    if isinstance(cmd, c.CommissionUnits):
+        raise Forbidden("Only an administrator may put units in service")
+    if isinstance(cmd, (c.ReportIncident, c.AddNote, c.CloseIncident)):
+        if p.role == "unit" and not isinstance(cmd, c.AddNote):
+            raise Forbidden(f"A unit token may not {'report' if isinstance(cmd, c.ReportIncident) else 'close'} incidents")
+        if p.role == "unit" and not _unit_on_incident(state, p.unit, cmd.incident_id):
+            raise Forbidden(f"Unit {p.unit} is not assigned to incident {cmd.incident_id}")
+        return
+    if isinstance(cmd, c.AssignUnits):
+        if p.role == "unit":
+            raise Forbidden("A unit token may not assign units")
+        for unit_id in cmd.unit_ids:
+            if not _may_command_unit(p, state, unit_id):
+                raise Forbidden(f"A {p.agency} dispatcher may not assign unit {unit_id} of another agency")
+        return
+    if isinstance(cmd, (c.CancelAssignment, c.AckAssignment)):
+        assignment = state.assignments.get(cmd.assignment_id)
+        unit_id = assignment.unit_id if assignment else None
+        if isinstance(cmd, c.CancelAssignment) and p.role == "unit":
+            raise Forbidden("A unit token may not cancel assignments; report a status instead")
+        if unit_id is not None and not _may_command_unit(p, state, unit_id):
+            raise Forbidden(f"This token may not act on assignment {cmd.assignment_id} of unit {unit_id}")
+        return
+    if isinstance(cmd, c.ChangeUnitStatus):
+        if not _may_command_unit(p, state, cmd.unit_id):
+            raise Forbidden(f"This token may not change the status of unit {cmd.unit_id}")
+        return
+    raise Forbidden(f"{type(cmd).__name__} is not allowed for role {p.role}")
+
+
+def _unit_on_incident(state: State, unit_id: str | None, incident_id: str) -> bool:
+    unit = state.units.get(unit_id or "")
+    return unit is not None and unit.incident_id == incident_id
+
+
+def may_move(p: Principal, state: State, unit_id: str) -> None:
+    if p.role != "admin" and not _may_command_unit(p, state, unit_id):
+        raise Forbidden(f"This token may not report the position of unit {unit_id}")
+
+
+def can_see_incident(p: Principal, state: State, incident_id: str) -> bool:
+    if p.sees_everything:
+        return True
+    incident = state.incidents.get(incident_id)
+    if incident is None:
+        return False
+    if p.role == "unit":
+        return any(state.assignments[a].unit_id == p.unit for a in incident.assignment_ids)
+    return p.agency in incident.agencies or any(
+        _unit_agency(state, state.assignments[a].unit_id) == p.agency for a in incident.assignment_ids)
+
+
+def can_see_unit(p: Principal, state: State, unit_id: str) -> bool:
+    if p.sees_everything:
+        return True
+    if p.role == "unit":
+        return p.unit == unit_id
+    return _unit_agency(state, unit_id) == p.agency
+
+
+def can_see(p: Principal, rec: Recorded, state: State) -> bool:
+    """Whether ``p`` may see one recorded event (judged against current state)."""
+    if p.sees_everything:
+        return True
+    kind, _, ident = rec.stream.partition("/")
+    if p.role == "unit":
+        return rec.data.get("unit_id") == p.unit
+    if kind == "unit":
+        return can_see_unit(p, state, ident)
+    return can_see_incident(p, state, ident)

@@ -1,0 +1,177 @@
+"""Events: immutable facts in the past tense, and the recorded envelope around them.
+
+An event's fields are JSON-native (str, int, float, list, dict, None) so that what is
+hashed, stored and sent on the wire is one and the same document.
+"""
+
+import abc
+import hashlib
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class Event(abc.ABC):
+    @abc.abstractmethod
+    def stream(self) -> str:
+        """The stream this event belongs to: ``incident/<id>`` or ``unit/<id>``."""
+
+
+@dataclass(frozen=True)
+class UnitCommissioned(Event):
+    unit_id: str
+    agency_id: str
+    unit_type: str
+    capabilities: list[str]
+    station_id: str | None
+    home: dict[str, float]
+
+    def stream(self) -> str:
+        return f"unit/{self.unit_id}"
+
+
+@dataclass(frozen=True)
+class IncidentReported(Event):
+    incident_id: str
+    incident_type: str
+    priority: int
+    location: dict[str, float]
+    reported_at: str
+    districts: list[dict[str, str]]
+    agencies: list[str]
+    address: str | None = None
+    description: str | None = None
+
+    def stream(self) -> str:
+        return f"incident/{self.incident_id}"
+
+
+@dataclass(frozen=True)
+class NoteAdded(Event):
+    incident_id: str
+    note_id: str
+    text: str
+
+    def stream(self) -> str:
+        return f"incident/{self.incident_id}"
+
+
+@dataclass(frozen=True)
+class UnitAssigned(Event):
+    incident_id: str
+    unit_id: str
+    assignment_id: str
+
+    def stream(self) -> str:
+        return f"incident/{self.incident_id}"
+
+
+@dataclass(frozen=True)
+class AssignmentAcknowledged(Event):
+    incident_id: str
+    unit_id: str
+    assignment_id: str
+
+    def stream(self) -> str:
+        return f"incident/{self.incident_id}"
+
+
+@dataclass(frozen=True)
+class AssignmentEnded(Event):
+    """An assignment is over: ``reason`` is ``cancelled``, ``cleared`` or ``incident_closed``."""
+
+    incident_id: str
+    unit_id: str
+    assignment_id: str
+    reason: str
+
+    def stream(self) -> str:
+        return f"incident/{self.incident_id}"
+
+
+@dataclass(frozen=True)
+class UnitStatusChanged(Event):
+    unit_id: str
+    status: str
+    previous: str
+    incident_id: str | None = None
+
+    def stream(self) -> str:
+        return f"unit/{self.unit_id}"
+
+
+@dataclass(frozen=True)
+class IncidentClosed(Event):
+    incident_id: str
+    disposition: str | None = None
+
+    def stream(self) -> str:
+        return f"incident/{self.incident_id}"
+
+
+REGISTRY: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (UnitCommissioned, IncidentReported, NoteAdded, UnitAssigned, AssignmentAcknowledged,
+                AssignmentEnded, UnitStatusChanged, IncidentClosed)
+}
+
+
+def to_data(event: Event) -> dict[str, Any]:
+    return {f.name: getattr(event, f.name) for f in fields(event)}
+
+
+def from_data(type_name: str, data: dict[str, Any]) -> Event:
+    return REGISTRY[type_name](**data)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """An event as the log holds it: numbered, stamped, attributed and chained."""
+
+    seq: int
+    id: str
+    type: str
+    at: str
+    stream: str
+    version: int
+    actor: str
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq, "id": self.id, "type": self.type, "at": self.at, "stream": self.stream,
+            "version": self.version, "actor": self.actor, "data": self.data,
+            "prev_hash": self.prev_hash, "hash": self.hash,
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> "Recorded":
+        return cls(**{name: doc[name] for name in cls.__slots__})
+
+    @property
+    def event(self) -> Event:
+        return from_data(self.type, self.data)
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per document: sorted keys, no spaces, UTF-8, NaN refused."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def chain_hash(seq: int, id: str, type: str, at: str, stream: str, version: int, actor: str,
+               data: dict[str, Any], prev_hash: str) -> str:
+    body = canonical_json({
+        "seq": seq, "id": id, "type": type, "at": at, "stream": stream,
+        "version": version, "actor": actor, "data": data, "prev_hash": prev_hash,
+    })
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def expected_hash(rec: Recorded) -> str:
+    return chain_hash(rec.seq, rec.id, rec.type, rec.at, rec.stream, rec.version, rec.actor,
+                      rec.data, rec.prev_hash)

@@ -1,0 +1,327 @@
+"""The event log on SQLAlchemy Core: the source of truth.
+
+Appends are serialised (SQLite ``BEGIN IMMEDIATE``; PostgreSQL a transaction-level advisory
+lock), so ``seq`` order is commit order and the hash chain is one line. This module holds
+the one dialect switch of the code base.
+"""
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
+
+from . import events as ev
+from .errors import Conflict, Invalid, Unavailable
+from .handlers import Decision
+
+ADVISORY_LOCK_KEY = 0x636F6D6D616E64  # "command"
+metadata = sa.MetaData()
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Aware UTC datetimes in and out, whatever the dialect stores."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and dialect.name == "sqlite":
+            return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+JSONDoc = sa.JSON().with_variant(JSONB(), "postgresql")
+SeqType = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+events_table = sa.Table(
+    "events", metadata,
+    sa.Column("seq", SeqType, primary_key=True, autoincrement=False),
+    sa.Column("id", sa.String(36), nullable=False, unique=True),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("stream", sa.String(128), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("data", JSONDoc, nullable=False),
+    sa.Column("incident_id", sa.String(64), nullable=True, index=True),  # derived from data, for timelines
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("stream", "version", name="uq_events_stream_version"),
+)
+idempotency_table = sa.Table(
+    "idempotency_keys", metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("first_seq", SeqType, nullable=False),
+    sa.Column("last_seq", SeqType, nullable=False),
+)
+snapshots_table = sa.Table(
+    "snapshots", metadata,
+    sa.Column("seq", SeqType, primary_key=True, autoincrement=False),
+    sa.Column("at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("state", sa.Text(), nullable=False),
+)
+city_table = sa.Table(
+    "city", metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("doc", sa.Text(), nullable=False),
+)
+
+
+def format_at(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _connect(dbapi_connection, _record):
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")  # a 2xx means the event is on disk
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.pop("writer", False) else "BEGIN")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    records: tuple[ev.Recorded, ...]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    checked: int
+    head_seq: int
+    first_broken_seq: int | None = None
+    reason: str | None = None
+
+
+def request_hash(doc: Any) -> str:
+    return hashlib.sha256(ev.canonical_json(doc).encode()).hexdigest()
+
+
+class EventLog:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime], new_id: Callable[[], str] = lambda: str(uuid.uuid4())):
+        self.engine = engine
+        self.clock = clock
+        self.new_id = new_id
+        self.dialect = engine.dialect.name
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _writer(self):
+        """A connection whose next transaction takes SQLite's write lock at BEGIN (the flag is popped there)."""
+        conn = self.engine.connect()
+        conn.info["writer"] = True
+        return conn
+
+    def append(self, decision: Decision, actor: str, key: str | None = None, body_hash: str | None = None) -> AppendResult:
+        if not decision.events:
+            return AppendResult(())
+        try:
+            with self._writer() as conn, conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
+                if key is not None:
+                    earlier = self._earlier(conn, key, body_hash)
+                    if earlier is not None:
+                        return earlier
+                self._check_versions(conn, decision.expect)
+                records = self._number(conn, decision, actor)
+                if records:
+                    conn.execute(events_table.insert(), [self._row(r) for r in records])
+                    if key is not None:
+                        conn.execute(idempotency_table.insert().values(
+                            key=key, request_hash=body_hash, first_seq=records[0].seq, last_seq=records[-1].seq))
+            return AppendResult(tuple(records))
+        except sa.exc.IntegrityError:
+            raise Conflict("Another writer changed these records at the same moment; reload and try again") from None
+        except sa.exc.OperationalError as err:
+            raise Unavailable(f"The event log is unreachable: {err.orig}") from None
+
+    def _earlier(self, conn, key: str, body_hash: str | None) -> AppendResult | None:
+        row = conn.execute(sa.select(idempotency_table).where(idempotency_table.c.key == key)).first()
+        if row is None:
+            return None
+        if row.request_hash != body_hash:
+            shown = key.split(":", 2)[-1]
+            raise Invalid(f"Idempotency-Key {shown!r} was already used for a different request")
+        return AppendResult(tuple(self._read(conn, row.first_seq - 1, row.last_seq)), replayed=True)
+
+    def lookup(self, key: str, body_hash: str | None) -> AppendResult | None:
+        """The first result recorded under an idempotency key, or None if the key is new."""
+        return self._reading(lambda conn: self._earlier(conn, key, body_hash))
+
+    def _check_versions(self, conn, expect) -> None:
+        if not expect:
+            return
+        c = events_table.c
+        rows = conn.execute(sa.select(c.stream, sa.func.max(c.version)).where(c.stream.in_(list(expect))).group_by(c.stream))
+        current = dict(rows.all())
+        for stream, version in expect.items():
+            if current.get(stream, 0) != version:
+                raise Conflict(f"{stream} has changed since it was read (version {current.get(stream, 0)}, "
+                               f"expected {version}); reload and try again")
+
+    def _number(self, conn, decision: Decision, actor: str) -> list[ev.Recorded]:
+        head = conn.execute(sa.select(events_table.c.seq, events_table.c.at, events_table.c.hash)
+                            .order_by(events_table.c.seq.desc()).limit(1)).first()
+        seq, prev_hash = (head.seq, head.hash) if head else (0, ev.GENESIS_HASH)
+        now = self.clock()
+        at = format_at(max(now, head.at) if head else now)  # time never runs backwards across nodes
+        versions = dict(decision.expect)
+        records = []
+        for event in decision.events:
+            seq += 1
+            stream = event.stream()
+            versions[stream] = versions.get(stream, 0) + 1
+            data = ev.to_data(event)
+            eid = self.new_id()
+            digest = ev.chain_hash(seq, eid, type(event).__name__, at, stream, versions[stream], actor, data, prev_hash)
+            records.append(ev.Recorded(seq, eid, type(event).__name__, at, stream, versions[stream], actor, data,
+                                       prev_hash, digest))
+            prev_hash = digest
+        return records
+
+    @staticmethod
+    def _row(r: ev.Recorded) -> dict[str, Any]:
+        return {"seq": r.seq, "id": r.id, "type": r.type, "at": parse_at(r.at), "stream": r.stream,
+                "version": r.version, "actor": r.actor, "data": r.data,
+                "incident_id": r.data.get("incident_id"), "prev_hash": r.prev_hash, "hash": r.hash}
+
+    # -- reading ---------------------------------------------------------------------------------
+    @staticmethod
+    def _record(row) -> ev.Recorded:
+        return ev.Recorded(row.seq, row.id, row.type, format_at(row.at), row.stream, row.version, row.actor,
+                           row.data, row.prev_hash, row.hash)
+
+    def _read(self, conn, after: int, until_seq: int | None = None, limit: int | None = None,
+              until_at: datetime | None = None, stream: str | None = None) -> list[ev.Recorded]:
+        c = events_table.c
+        query = sa.select(events_table).where(c.seq > after).order_by(c.seq)
+        if until_seq is not None:
+            query = query.where(c.seq <= until_seq)
+        if until_at is not None:
+            query = query.where(c.at <= until_at)
+        if stream is not None:
+            query = query.where(c.stream == stream)
+        if limit is not None:
+            query = query.limit(limit)
+        return [self._record(row) for row in conn.execute(query)]
+
+    def _reading(self, fn):
+        try:
+            with self.engine.connect() as conn:
+                return fn(conn)
+        except sa.exc.OperationalError as err:
+            raise Unavailable(f"The event log is unreachable: {err.orig}") from None
+
+    def read(self, after: int = 0, limit: int | None = None, until_at: datetime | None = None) -> list[ev.Recorded]:
+        return self._reading(lambda conn: self._read(conn, after, limit=limit, until_at=until_at))
+
+    def iter_all(self, after: int = 0, until_at: datetime | None = None, batch: int = 10_000) -> Iterator[ev.Recorded]:
+        while True:
+            chunk = self.read(after, limit=batch, until_at=until_at)
+            yield from chunk
+            if len(chunk) < batch:
+                return
+            after = chunk[-1].seq
+
+    def read_stream(self, stream: str) -> list[ev.Recorded]:
+        return self._reading(lambda conn: self._read(conn, 0, stream=stream))
+
+    def incident_timeline(self, incident_id: str) -> list[ev.Recorded]:
+        """Every event of an incident: its own stream plus the unit status changes made for it."""
+        c = events_table.c
+        query = sa.select(events_table).where(c.incident_id == incident_id).order_by(c.seq)
+        return self._reading(lambda conn: [self._record(row) for row in conn.execute(query)])
+
+    def head(self) -> int:
+        return self._reading(lambda conn: conn.execute(sa.select(sa.func.coalesce(sa.func.max(events_table.c.seq), 0))).scalar_one())
+
+    def ping(self) -> bool:
+        try:
+            self.head()
+            return True
+        except Unavailable:
+            return False
+
+    def verify(self, batch: int = 10_000) -> Verification:
+        """Walk the chain from the first event: contiguous seq, each prev_hash the last hash, each hash recomputed."""
+        expected_prev, expected_seq, checked = ev.GENESIS_HASH, 1, 0
+        for rec in self.iter_all(batch=batch):
+            if rec.seq != expected_seq:
+                return Verification(False, checked, rec.seq, expected_seq, f"seq {expected_seq} is missing")
+            if rec.prev_hash != expected_prev:
+                return Verification(False, checked, rec.seq, rec.seq, f"event {rec.seq} does not point at the hash of event {rec.seq - 1}")
+            if ev.expected_hash(rec) != rec.hash:
+                return Verification(False, checked, rec.seq, rec.seq, f"event {rec.seq} was altered: its hash does not match its content")
+            expected_prev, expected_seq, checked = rec.hash, rec.seq + 1, checked + 1
+        return Verification(True, checked, expected_seq - 1)
+
+    # -- snapshots and the city -------------------------------------------------------------------
+    def save_snapshot(self, seq: int, at: str, state_json: str) -> None:
+        with self._writer() as conn, conn.begin():
+            exists = conn.execute(sa.select(snapshots_table.c.seq).where(snapshots_table.c.seq == seq)).first()
+            if exists is None:
+                conn.execute(snapshots_table.insert().values(seq=seq, at=parse_at(at), state=state_json))
+
+    def latest_snapshot(self, at_or_before: datetime | None = None, seq_at_most: int | None = None) -> tuple[int, str] | None:
+        c = snapshots_table.c
+        query = sa.select(c.seq, c.state).order_by(c.seq.desc()).limit(1)
+        if at_or_before is not None:
+            query = query.where(c.at <= at_or_before)
+        if seq_at_most is not None:
+            query = query.where(c.seq <= seq_at_most)
+        row = self._reading(lambda conn: conn.execute(query).first())
+        return (row.seq, row.state) if row else None
+
+    def load_city(self) -> str | None:
+        return self._reading(lambda conn: conn.execute(sa.select(city_table.c.doc).where(city_table.c.id == 1)).scalar())
+
+    def save_city(self, doc_json: str) -> None:
+        with self._writer() as conn, conn.begin():
+            conn.execute(city_table.delete())
+            conn.execute(city_table.insert().values(id=1, doc=doc_json))
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the latest Alembic revision (one migration set for both dialects)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    conn = engine.connect()
+    conn.info["writer"] = True
+    with conn, conn.begin():
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")

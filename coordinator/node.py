@@ -1,0 +1,158 @@
+"""Node: one process's orchestrator.
+
+``handle(cmd)`` = lock -> catch up -> authorize -> decide -> append -> apply -> hint the bus.
+``follow()`` applies what other nodes wrote: on a bus hint, or every poll interval anyway.
+The log calls are synchronous SQLAlchemy run in a worker thread here, and only here.
+"""
+
+import asyncio
+import json
+import logging
+from datetime import datetime
+from typing import Callable
+
+from anyio import to_thread
+
+from . import auth, handlers
+from . import state as st
+from .bus import Bus
+from .commands import Command
+from .errors import NotFound, Unavailable
+from .events import Recorded
+from .log import AppendResult, EventLog
+from .tracks import Fix, Tracks
+
+log = logging.getLogger(__name__)
+Listener = Callable[[Recorded], None]
+
+
+class Node:
+    def __init__(self, log: EventLog, tracks: Tracks, bus: Bus, catalog: handlers.Catalog,
+                 snapshot_every: int = 2000, poll_interval_s: float = 1.0):
+        self.log = log
+        self.tracks = tracks
+        self.bus = bus
+        self.catalog = catalog
+        self.snapshot_every = snapshot_every
+        self.poll_interval_s = poll_interval_s
+        self.state = st.State()
+        self.listeners: list[Listener] = []
+        self._lock = asyncio.Lock()
+        self._snapshot_seq = 0
+        self._follower: asyncio.Task | None = None
+        self._subscription = None
+
+    # -- life cycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.state, self._snapshot_seq = await to_thread.run_sync(self.rebuild)
+        await to_thread.run_sync(self.tracks.load)
+        self._subscription = self.bus.subscribe()
+        self._follower = asyncio.create_task(self._follow(), name="commandpost-follow")
+
+    async def stop(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            try:
+                await self._follower
+            except asyncio.CancelledError:
+                pass
+        if self._subscription is not None:
+            self._subscription.close()
+
+    def rebuild(self, at: datetime | None = None) -> tuple[st.State, int]:
+        """State from the latest snapshot (at or before ``at``) plus the events after it."""
+        snapshot = self.log.latest_snapshot(at_or_before=at)
+        state = st.from_doc(json.loads(snapshot[1])) if snapshot else st.State()
+        st.fold(self.log.iter_all(after=state.seq, until_at=at), state)
+        return state, snapshot[0] if snapshot else 0
+
+    async def state_at(self, at: datetime) -> st.State:
+        state, _ = await to_thread.run_sync(self.rebuild, at)
+        return state
+
+    # -- commands --------------------------------------------------------------------------------
+    async def handle(self, cmd: Command, principal: auth.Principal, key: str | None = None,
+                     body_hash: str | None = None) -> AppendResult:
+        scoped_key = f"{principal.actor}:{key}" if key else None
+        async with self._lock:
+            await self._catch_up()
+            if scoped_key is not None:
+                earlier = await to_thread.run_sync(self.log.lookup, scoped_key, body_hash)
+                if earlier is not None:  # a retry: the first answer, even if state moved on since
+                    return earlier
+            auth.authorize(principal, cmd, self.state)
+            decision = handlers.decide(self.state, cmd, self.catalog)
+            result = await to_thread.run_sync(self.log.append, decision, principal.actor, scoped_key, body_hash)
+            self._apply(result.records)
+            snapshot = self._snapshot_doc()
+        if snapshot is not None:
+            await self._save_snapshot(*snapshot)
+        if result.records:
+            await self._hint()
+        return result
+
+    async def move(self, unit_id: str, fix: Fix, principal: auth.Principal) -> bool:
+        if unit_id not in self.state.units:
+            raise NotFound(f"No unit {unit_id}")
+        auth.may_move(principal, self.state, unit_id)
+        return await to_thread.run_sync(self.tracks.record, unit_id, fix)
+
+    # -- reads (the log and tracks, in a worker thread) ---------------------------------------------
+    async def read(self, after: int, limit: int) -> list[Recorded]:
+        return await to_thread.run_sync(self.log.read, after, limit)
+
+    async def timeline(self, incident_id: str) -> list[Recorded]:
+        return await to_thread.run_sync(self.log.incident_timeline, incident_id)
+
+    async def positions_at(self, at: datetime) -> dict[str, Fix]:
+        return await to_thread.run_sync(self.tracks.positions_at, at)
+
+    async def verify(self):
+        return await to_thread.run_sync(self.log.verify)
+
+    # -- following -------------------------------------------------------------------------------
+    async def catch_up(self) -> int:
+        async with self._lock:
+            return await self._catch_up()
+
+    async def _catch_up(self) -> int:
+        applied = 0
+        while True:
+            batch = await to_thread.run_sync(self.log.read, self.state.seq, 5000)
+            self._apply(batch)
+            applied += len(batch)
+            if len(batch) < 5000:
+                return applied
+
+    async def _follow(self) -> None:
+        while True:
+            await self._subscription.get(timeout=self.poll_interval_s)
+            try:
+                await self.catch_up()
+            except Unavailable as err:
+                log.warning("follower cannot read the log: %s", err.message)
+
+    def _apply(self, records) -> None:
+        for rec in records:
+            if st.apply(self.state, rec):
+                for listener in self.listeners:
+                    listener(rec)
+
+    async def _hint(self) -> None:
+        try:
+            await self.bus.publish({"seq": self.state.seq})
+        except Exception:  # the event is durable already; followers poll
+            log.warning("bus publish failed; other nodes will catch up by polling", exc_info=True)
+
+    # -- snapshots -------------------------------------------------------------------------------
+    def _snapshot_doc(self) -> tuple[int, str, str] | None:
+        if self.state.seq - self._snapshot_seq < self.snapshot_every:
+            return None
+        self._snapshot_seq = self.state.seq
+        return self.state.seq, self.state.at, json.dumps(st.to_doc(self.state), separators=(",", ":"))
+
+    async def _save_snapshot(self, seq: int, at: str, doc: str) -> None:
+        try:
+            await to_thread.run_sync(self.log.save_snapshot, seq, at, doc)
+        except Exception:
+            log.warning("snapshot at seq %s not saved; start-up will fold a little more", seq, exc_info=True)

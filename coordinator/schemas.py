@@ -1,0 +1,100 @@
+"""The API contract v1 shapes: pydantic request models and the JSON views of state."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from . import state as st
+from .handlers import Catalog
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, description="WGS 84 degrees")]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, description="WGS 84 degrees")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Location(Strict):
+    lat: Latitude
+    lon: Longitude
+
+
+class IncidentIn(Strict):
+    type: Annotated[Text, StringConstraints(max_length=64)] = Field(examples=["structure_fire"])
+    priority: int | None = Field(default=None, ge=1, le=5, description="1 = most urgent; default from the type")
+    location: Location
+    address: Annotated[Text, StringConstraints(max_length=300)] | None = None
+    description: Annotated[Text, StringConstraints(max_length=4000)] | None = None
+    reported_at: datetime | None = Field(default=None, description="when the call came in; default now")
+
+    @field_validator("reported_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("reported_at needs a time zone (end it with Z for UTC)")
+        return value
+
+
+class AssignIn(Strict):
+    unit_ids: list[Annotated[Text, StringConstraints(max_length=64)]] = Field(min_length=1, max_length=50)
+
+
+class NoteIn(Strict):
+    text: Annotated[Text, StringConstraints(max_length=4000)]
+
+
+class CloseIn(Strict):
+    disposition: Annotated[Text, StringConstraints(max_length=200)] | None = None
+
+
+class CancelIn(Strict):
+    reason: Annotated[Text, StringConstraints(max_length=200)] | None = None
+
+
+class StatusIn(Strict):
+    status: Annotated[Text, StringConstraints(max_length=32)] = Field(examples=["en_route"])
+
+
+class PositionIn(Strict):
+    lat: Latitude
+    lon: Longitude
+    heading: float | None = Field(default=None, ge=0, lt=360, allow_inf_nan=False)
+    speed: float | None = Field(default=None, ge=0, le=150, allow_inf_nan=False, description="metres per second")
+    at: datetime | None = Field(default=None, description="fix time; default now")
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("at needs a time zone (end it with Z for UTC)")
+        return value
+
+
+def assignment_view(a: st.Assignment) -> dict[str, Any]:
+    return {"id": a.id, "incident_id": a.incident_id, "unit_id": a.unit_id, "active": a.active,
+            "assigned_at": a.assigned_at, "acknowledged_at": a.acknowledged_at,
+            "ended_at": a.ended_at, "end_reason": a.end_reason}
+
+
+def incident_view(i: st.Incident, state: st.State, catalog: Catalog) -> dict[str, Any]:
+    kind = catalog.plans.incident_types.get(i.type)
+    return {
+        "id": i.id, "type": i.type, "type_label": kind.label if kind else i.type, "priority": i.priority,
+        "status": i.status, "location": i.location, "address": i.address, "description": i.description,
+        "districts": i.districts, "agencies": i.agencies, "reported_at": i.reported_at, "opened_at": i.opened_at,
+        "closed_at": i.closed_at, "disposition": i.disposition, "notes": i.notes,
+        "assignments": [assignment_view(state.assignments[a]) for a in i.assignment_ids],
+        "version": state.version(f"incident/{i.id}"),
+    }
+
+
+def unit_view(u: st.Unit, state: st.State, position: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "id": u.id, "agency_id": u.agency_id, "type": u.type, "capabilities": u.capabilities,
+        "station_id": u.station_id, "status": u.status, "status_at": u.status_at, "home": u.home,
+        "position": position, "assignment_id": u.assignment_id, "incident_id": u.incident_id,
+        "version": state.version(f"unit/{u.id}"),
+    }

@@ -1,0 +1,81 @@
+"""Configuration, read once from an injected mapping (``CP_`` prefix).
+
+Defaults give the embedded mode: a SQLite file and the in-process bus under ``./var``.
+Setting ``CP_DATABASE_URL`` / ``CP_REDIS_URL`` selects the production adapters.
+"""
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "commandpost", "password", "example"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "commandpost"
+    secret: str | None = None
+    city_doc: Path | None = None
+    snapshot_every: int = 2000
+    max_body_bytes: int = 64 * 1024
+    poll_interval_s: float = 1.0
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @property
+    def log_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'commandpost.db'}"
+
+    @property
+    def embedded(self) -> bool:
+        return self.log_url.startswith("sqlite")
+
+
+def from_env(environ: Mapping[str, str]) -> Settings:
+    def get(name: str) -> str | None:
+        value = environ.get(f"CP_{name}", "").strip()
+        return value or None
+
+    def number(name: str, cast, default):
+        raw = get(name)
+        if raw is None:
+            return default
+        try:
+            return cast(raw)
+        except ValueError:
+            raise ValueError(f"CP_{name} must be a number, got {raw!r}") from None
+
+    defaults = Settings()
+    return Settings(
+        data_dir=Path(get("DATA_DIR") or defaults.data_dir),
+        database_url=get("DATABASE_URL"),
+        redis_url=get("REDIS_URL"),
+        redis_prefix=get("REDIS_PREFIX") or defaults.redis_prefix,
+        secret=get("SECRET"),
+        city_doc=Path(get("CITY")) if get("CITY") else None,
+        snapshot_every=number("SNAPSHOT_EVERY", int, defaults.snapshot_every),
+        max_body_bytes=number("MAX_BODY_BYTES", int, defaults.max_body_bytes),
+        poll_interval_s=number("POLL_INTERVAL_S", float, defaults.poll_interval_s),
+        host=get("HOST") or defaults.host,
+        port=number("PORT", int, defaults.port),
+    )
+
+
+def resolve_secret(settings: Settings) -> str:
+    """The signing secret: CP_SECRET, or in embedded mode one generated once and kept in the data dir."""
+    if settings.secret is not None:
+        if settings.secret.lower() in PLACEHOLDER_SECRETS or len(settings.secret) < 16:
+            raise ValueError("CP_SECRET is a placeholder or shorter than 16 characters; set a real random secret")
+        return settings.secret
+    if not settings.embedded:
+        raise ValueError("CP_SECRET is required when CP_DATABASE_URL points at a shared database")
+    path = settings.data_dir / "secret"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()

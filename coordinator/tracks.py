@@ -1,0 +1,101 @@
+"""AVL telemetry: where units are. Not decisions, so not in the hash-chained log.
+
+The latest position of every unit lives in memory; a sampled track (at most one point per
+unit every ``min_interval_s`` unless it moved ``min_distance_m``) is kept for replay.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from geo import LatLon, haversine_m
+
+from .log import UTCDateTime, format_at, metadata
+
+track_points_table = sa.Table(
+    "track_points", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("unit_id", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("lat", sa.Float(), nullable=False),
+    sa.Column("lon", sa.Float(), nullable=False),
+    sa.Column("heading", sa.Float(), nullable=True),
+    sa.Column("speed", sa.Float(), nullable=True),
+    sa.Index("ix_track_points_unit_at", "unit_id", "at"),
+)
+
+
+@dataclass(frozen=True)
+class Fix:
+    location: LatLon
+    at: datetime
+    heading: float | None = None
+    speed: float | None = None
+
+    def to_json(self) -> dict:
+        return {**self.location.to_json(), "at": format_at(self.at), "heading": self.heading, "speed": self.speed}
+
+
+class Tracks:
+    def __init__(self, engine: Engine, min_interval_s: float = 5.0, min_distance_m: float = 30.0):
+        self.engine = engine
+        self.min_interval_s = min_interval_s
+        self.min_distance_m = min_distance_m
+        self.latest: dict[str, Fix] = {}
+        self._sampled: dict[str, Fix] = {}
+
+    def load(self) -> None:
+        """Latest stored point of every unit (start-up)."""
+        c = track_points_table.c
+        newest = sa.select(c.unit_id, sa.func.max(c.id).label("id")).group_by(c.unit_id).subquery()
+        query = sa.select(track_points_table).join(newest, track_points_table.c.id == newest.c.id)
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                fix = Fix(LatLon(row.lat, row.lon), row.at, row.heading, row.speed)
+                self.latest[row.unit_id] = self._sampled[row.unit_id] = fix
+
+    def should_sample(self, unit_id: str, fix: Fix) -> bool:
+        last = self._sampled.get(unit_id)
+        return (last is None or (fix.at - last.at).total_seconds() >= self.min_interval_s
+                or haversine_m(last.location, fix.location) >= self.min_distance_m)
+
+    def record(self, unit_id: str, fix: Fix) -> bool:
+        """Keep the fix as latest; store it if the sampling rule says so. Returns whether it was stored.
+
+        A fix older than the latest one (a late packet over a flaky link) is ignored.
+        """
+        current = self.latest.get(unit_id)
+        if current is not None and fix.at < current.at:
+            return False
+        self.latest[unit_id] = fix
+        if not self.should_sample(unit_id, fix):
+            return False
+        with self.engine.begin() as conn:
+            conn.execute(track_points_table.insert().values(
+                unit_id=unit_id, at=fix.at, lat=fix.location.lat, lon=fix.location.lon,
+                heading=fix.heading, speed=fix.speed))
+        self._sampled[unit_id] = fix
+        return True
+
+    def positions_at(self, at: datetime) -> dict[str, Fix]:
+        """Each unit's last stored point at or before ``at`` (for the state-at-a-time view)."""
+        c = track_points_table.c
+        newest = (sa.select(c.unit_id, sa.func.max(c.at).label("at")).where(c.at <= at)
+                  .group_by(c.unit_id).subquery())
+        query = sa.select(track_points_table).join(
+            newest, sa.and_(c.unit_id == newest.c.unit_id, c.at == newest.c.at))
+        with self.engine.connect() as conn:
+            return {row.unit_id: Fix(LatLon(row.lat, row.lon), row.at, row.heading, row.speed)
+                    for row in conn.execute(query)}
+
+    def track(self, unit_id: str, since: datetime | None = None, until: datetime | None = None) -> list[Fix]:
+        c = track_points_table.c
+        query = sa.select(track_points_table).where(c.unit_id == unit_id).order_by(c.at, c.id)
+        if since is not None:
+            query = query.where(c.at >= since)
+        if until is not None:
+            query = query.where(c.at <= until)
+        with self.engine.connect() as conn:
+            return [Fix(LatLon(r.lat, r.lon), r.at, r.heading, r.speed) for r in conn.execute(query)]

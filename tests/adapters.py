@@ -1,0 +1,29 @@
+"""Event logs on each backend, fresh per test: SQLite always, PostgreSQL when CP_TEST_DATABASE_URL is set."""
+
+import pytest
+import sqlalchemy as sa
+
+from coordinator.log import EventLog, make_engine, migrate
+
+from .conftest import postgres_url
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def fresh_engine(backend: str, tmp_path):
+    if backend == "sqlite":
+        return make_engine(f"sqlite:///{tmp_path / 'log.db'}")
+    url = postgres_url()
+    if url is None:
+        pytest.skip("PostgreSQL contract: set CP_TEST_DATABASE_URL (the CI script does)")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    return engine
+
+
+def fresh_log(backend: str, tmp_path, clock) -> EventLog:
+    engine = fresh_engine(backend, tmp_path)
+    migrate(engine)
+    return EventLog(engine, clock)
