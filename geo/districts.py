@@ -1,0 +1,78 @@
+"""Districts (beats, first-due areas, EMS zones) and the index that finds them for a point.
+
+A point exactly on a shared border lies in *both* districts: the index asks
+which polygons cover the point ("covered_by"), not which strictly contain it.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import shapely
+from shapely.geometry import MultiPolygon, Point, Polygon
+from shapely.geometry.base import BaseGeometry
+
+from geo.coords import LatLon
+
+
+@dataclass(frozen=True)
+class District:
+    """One agency's service area. ``geometry`` is in (lon, lat) order."""
+
+    agency_id: str
+    district_id: str
+    name: str
+    geometry: BaseGeometry
+
+    def __post_init__(self) -> None:
+        for field in ("agency_id", "district_id"):
+            value = getattr(self, field)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"a district needs a non-empty {field}, got {value!r}")
+        where = f"district {self.agency_id}/{self.district_id}"
+        if not isinstance(self.geometry, (Polygon, MultiPolygon)):
+            kind = getattr(self.geometry, "geom_type", type(self.geometry).__name__)
+            raise ValueError(f"{where} must be a Polygon or MultiPolygon, got {kind}")
+        if self.geometry.is_empty:
+            raise ValueError(f"{where} has an empty geometry")
+        if not self.geometry.is_valid:
+            reason = shapely.is_valid_reason(self.geometry)
+            raise ValueError(f"{where} has an invalid geometry: {reason}")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.agency_id, self.district_id)
+
+
+class DistrictIndex:
+    """Every district of every agency, searchable by point. Immutable once built."""
+
+    def __init__(self, districts: Iterable[District]) -> None:
+        ordered = sorted(districts, key=lambda d: d.key)
+        seen: set[tuple[str, str]] = set()
+        for district in ordered:
+            if district.key in seen:
+                raise ValueError(
+                    f"district {district.agency_id}/{district.district_id} is defined twice"
+                )
+            seen.add(district.key)
+        self._districts: tuple[District, ...] = tuple(ordered)
+        self._by_key = {d.key: d for d in ordered}
+        self._tree = shapely.STRtree([d.geometry for d in ordered])
+
+    def at(self, point: LatLon) -> list[District]:
+        """Every district covering ``point``, borders included, sorted by (agency, district)."""
+        hits = self._tree.query(Point(point.lon, point.lat), predicate="covered_by")
+        return [self._districts[i] for i in sorted(hits.tolist())]
+
+    def for_agency(self, agency_id: str) -> list[District]:
+        return [d for d in self._districts if d.agency_id == agency_id]
+
+    def get(self, agency_id: str, district_id: str) -> District | None:
+        return self._by_key.get((agency_id, district_id))
+
+    def __len__(self) -> int:
+        return len(self._districts)
+
+    def __iter__(self) -> Iterator[District]:
+        return iter(self._districts)
