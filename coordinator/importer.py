@@ -141,7 +141,7 @@ def _stations(file: Path, agency: Agency, raw: Mapping, where: str) -> Iterator[
     name_key = raw.get("station_name") or id_key
     pattern = _pattern(raw.get("station_id_pattern"), where)
     seen = set()
-    for row_where, row, location in _points(file, (id_key, name_key)):
+    for row_where, row, location in _points(file, tuple(dict.fromkeys((id_key, name_key)))):
         raw_id = str(row.get(id_key) or "").strip()
         if not raw_id:
             raise ValueError(f"{row_where}: empty station id in {id_key!r}")
@@ -150,7 +150,7 @@ def _stations(file: Path, agency: Agency, raw: Mapping, where: str) -> Iterator[
             match = pattern.search(raw_id)
             if match is None or not match.group(1):
                 raise ValueError(f"{row_where}: station id {raw_id!r} does not match "
-                                 f"station_id_pattern {pattern.pattern!r}")
+                                 f"station_id_pattern '{pattern.pattern}'")
             station_id = match.group(1)
         if station_id in seen:
             raise ValueError(f"{row_where}: station id {station_id!r} occurs twice in this file")
@@ -165,9 +165,9 @@ def _pattern(text: object, where: str) -> re.Pattern | None:
     try:
         pattern = re.compile(str(text))
     except re.error as err:
-        raise ValueError(f"{where}: station_id_pattern {text!r} is not a valid regular expression: {err}") from None
+        raise ValueError(f"{where}: station_id_pattern '{text}' is not a valid regular expression: {err}") from None
     if pattern.groups < 1:
-        raise ValueError(f"{where}: station_id_pattern {text!r} needs a group, e.g. 'SFD (\\w+)'")
+        raise ValueError(f"{where}: station_id_pattern '{text}' needs a group, e.g. 'SFD (\\w+)'")
     return pattern
 
 
@@ -257,7 +257,7 @@ def _read_units(file: Path, agency: Agency, stations: Mapping[str, Station], pla
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
         if unit_type.kind != agency.kind:
-            raise ValueError(f"{where}: a {type_id} is a {unit_type.kind} unit, "
+            raise ValueError(f"{where}: type {type_id!r} is for {unit_type.kind} agencies, "
                              f"but agency {agency.id!r} is {agency.kind}")
         position = None
         if has_position and (row["lat"] or row["lon"]):
