@@ -35,8 +35,11 @@ class Subscription:
         self.queue.put_nowait(message)
 
     async def get(self, timeout: float) -> dict[str, Any] | None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as a message
+        # arrives, and the node's stop() then waits a whole poll interval.
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self.queue.get()
         except TimeoutError:
             return None
 
