@@ -323,5 +323,7 @@ def migrate(engine: Engine) -> None:
     conn = engine.connect()
     conn.info["writer"] = True
     with conn, conn.begin():
+        if engine.dialect.name == "postgresql":  # nodes starting together migrate one at a time
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY + 1})
         config.attributes["connection"] = conn
         command.upgrade(config, "head")

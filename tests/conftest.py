@@ -1,6 +1,4 @@
 import os
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 
@@ -9,11 +7,6 @@ from coordinator.auth import issue
 from coordinator.settings import Settings, resolve_secret
 
 from .builders import Clock, tiny_city
-
-
-def shared_data() -> Path | None:
-    path = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    return path if path.is_dir() else None
 
 
 @pytest.fixture
