@@ -20,8 +20,26 @@ class Event(abc.ABC):
         """The stream this event belongs to: ``incident/<id>`` or ``unit/<id>``."""
 
 
+class IncidentEvent(Event):
+    """An event of one incident's stream."""
+
+    incident_id: str
+
+    def stream(self) -> str:
+        return f"incident/{self.incident_id}"
+
+
+class UnitEvent(Event):
+    """An event of one unit's stream."""
+
+    unit_id: str
+
+    def stream(self) -> str:
+        return f"unit/{self.unit_id}"
+
+
 @dataclass(frozen=True)
-class UnitCommissioned(Event):
+class UnitCommissioned(UnitEvent):
     unit_id: str
     agency_id: str
     unit_type: str
@@ -29,12 +47,9 @@ class UnitCommissioned(Event):
     station_id: str | None
     home: dict[str, float]
 
-    def stream(self) -> str:
-        return f"unit/{self.unit_id}"
-
 
 @dataclass(frozen=True)
-class IncidentReported(Event):
+class IncidentReported(IncidentEvent):
     incident_id: str
     incident_type: str
     priority: int
@@ -45,42 +60,30 @@ class IncidentReported(Event):
     address: str | None = None
     description: str | None = None
 
-    def stream(self) -> str:
-        return f"incident/{self.incident_id}"
-
 
 @dataclass(frozen=True)
-class NoteAdded(Event):
+class NoteAdded(IncidentEvent):
     incident_id: str
     note_id: str
     text: str
 
-    def stream(self) -> str:
-        return f"incident/{self.incident_id}"
-
 
 @dataclass(frozen=True)
-class UnitAssigned(Event):
+class UnitAssigned(IncidentEvent):
     incident_id: str
     unit_id: str
     assignment_id: str
 
-    def stream(self) -> str:
-        return f"incident/{self.incident_id}"
-
 
 @dataclass(frozen=True)
-class AssignmentAcknowledged(Event):
+class AssignmentAcknowledged(IncidentEvent):
     incident_id: str
     unit_id: str
     assignment_id: str
 
-    def stream(self) -> str:
-        return f"incident/{self.incident_id}"
-
 
 @dataclass(frozen=True)
-class AssignmentEnded(Event):
+class AssignmentEnded(IncidentEvent):
     """An assignment is over: ``reason`` is ``cancelled``, ``cleared`` or ``incident_closed``."""
 
     incident_id: str
@@ -88,28 +91,19 @@ class AssignmentEnded(Event):
     assignment_id: str
     reason: str
 
-    def stream(self) -> str:
-        return f"incident/{self.incident_id}"
-
 
 @dataclass(frozen=True)
-class UnitStatusChanged(Event):
+class UnitStatusChanged(UnitEvent):
     unit_id: str
     status: str
     previous: str
     incident_id: str | None = None
 
-    def stream(self) -> str:
-        return f"unit/{self.unit_id}"
-
 
 @dataclass(frozen=True)
-class IncidentClosed(Event):
+class IncidentClosed(IncidentEvent):
     incident_id: str
     disposition: str | None = None
-
-    def stream(self) -> str:
-        return f"incident/{self.incident_id}"
 
 
 REGISTRY: dict[str, type[Event]] = {

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from . import state as st
 from .handlers import Catalog
@@ -11,6 +11,15 @@ from .handlers import Catalog
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, description="WGS 84 degrees")]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, description="WGS 84 degrees")]
+
+
+def _has_zone(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("needs a time zone (end it with Z for UTC, or give an offset such as -08:00)")
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_has_zone)]
 
 
 class Strict(BaseModel):
@@ -28,14 +37,7 @@ class IncidentIn(Strict):
     location: Location
     address: Annotated[Text, StringConstraints(max_length=300)] | None = None
     description: Annotated[Text, StringConstraints(max_length=4000)] | None = None
-    reported_at: datetime | None = Field(default=None, description="when the call came in; default now")
-
-    @field_validator("reported_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("reported_at needs a time zone (end it with Z for UTC)")
-        return value
+    reported_at: Instant | None = Field(default=None, description="when the call came in; default now")
 
 
 class AssignIn(Strict):
@@ -63,14 +65,7 @@ class PositionIn(Strict):
     lon: Longitude
     heading: float | None = Field(default=None, ge=0, lt=360, allow_inf_nan=False)
     speed: float | None = Field(default=None, ge=0, le=150, allow_inf_nan=False, description="metres per second")
-    at: datetime | None = Field(default=None, description="fix time; default now")
-
-    @field_validator("at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("at needs a time zone (end it with Z for UTC)")
-        return value
+    at: Instant | None = Field(default=None, description="fix time; default now")
 
 
 def assignment_view(a: st.Assignment) -> dict[str, Any]:
