@@ -80,11 +80,13 @@ async def _run(request: Request, node: Node, cmd: c.Command, p: auth.Principal,
     return result
 
 
-def _visible_incident(node: Node, p: auth.Principal, incident_id: str) -> st.Incident:
-    incident = incident_of(node.state, incident_id)
-    if not auth.can_see_incident(p, node.state, incident_id):
+async def _visible_incident(node: Node, p: auth.Principal, incident_id: str) -> tuple[st.Incident, st.State]:
+    """The incident from the live picture or, closed long ago, rebuilt from the log; checked against scope."""
+    state = node.state if incident_id in node.state.incidents else await node.archived(incident_id)
+    incident = incident_of(state or st.State(), incident_id)
+    if not auth.can_see_incident(p, state, incident_id):
         raise Forbidden(f"Incident {incident_id} is outside this token's scope")
-    return incident
+    return incident, state
 
 
 def _position(node: Node, unit: st.Unit) -> dict[str, Any] | None:
@@ -106,7 +108,7 @@ async def report_incident(body: schemas.IncidentIn, request: Request, node: Node
     return schemas.incident_view(incident, first, node.catalog)
 
 
-@router.get("/incidents", summary="List incidents")
+@router.get("/incidents", summary="List open incidents and those closed in the last 24 hours")
 async def list_incidents(node: NodeDep, p: PrincipalDep,
                          status: Annotated[str, Query(pattern="^(open|closed|all)$")] = "all",
                          limit: Annotated[int, Query(ge=1, le=5000)] = 500):
@@ -120,7 +122,8 @@ async def list_incidents(node: NodeDep, p: PrincipalDep,
 
 @router.get("/incidents/{incident_id}", summary="One incident")
 async def get_incident(incident_id: str, node: NodeDep, p: PrincipalDep):
-    return schemas.incident_view(_visible_incident(node, p, incident_id), node.state, node.catalog)
+    incident, state = await _visible_incident(node, p, incident_id)
+    return schemas.incident_view(incident, state, node.catalog)
 
 
 @router.post("/incidents/{incident_id}/assignments", status_code=201, summary="Assign units")
@@ -152,7 +155,7 @@ async def close_incident(incident_id: str, request: Request, node: NodeDep, p: P
 
 @router.get("/incidents/{incident_id}/timeline", summary="Every event of an incident, in order")
 async def timeline(incident_id: str, node: NodeDep, p: PrincipalDep):
-    _visible_incident(node, p, incident_id)
+    await _visible_incident(node, p, incident_id)
     records = await node.timeline(incident_id)
     return {"incident_id": incident_id, "events": [r.to_json() for r in records]}
 

@@ -6,6 +6,7 @@ the one dialect switch of the code base.
 """
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -218,15 +219,28 @@ class EventLog:
                 "incident_id": r.data.get("incident_id"), "prev_hash": r.prev_hash, "hash": r.hash}
 
     # -- reading ---------------------------------------------------------------------------------
-    @staticmethod
-    def _record(row) -> ev.Recorded:
-        return ev.Recorded(row.seq, row.id, row.type, format_at(row.at), row.stream, row.version, row.actor,
-                           row.data, row.prev_hash, row.hash)
+    def _columns(self) -> list:
+        """The events columns in Recorded's order, with ``at`` read as canonical text by the database
+        itself (per-row datetime parsing and formatting in Python dominated read time)."""
+        c = events_table.c
+        if self.dialect == "postgresql":
+            at = sa.func.to_char(sa.func.timezone("UTC", c.at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+            data = c.data
+        else:  # SQLite keeps "YYYY-MM-DD HH:MM:SS.ffffff"; JSON is decoded below without the type's wrapper
+            at, data = sa.type_coerce(c.at, sa.String), sa.type_coerce(c.data, sa.String)
+        return [c.seq, c.id, c.type, at, c.stream, c.version, c.actor, data, c.prev_hash, c.hash]
+
+    def _records(self, result) -> list[ev.Recorded]:
+        if self.dialect == "postgresql":
+            return [ev.Recorded(*row) for row in result]
+        loads, make = json.loads, ev.Recorded
+        return [make(seq, eid, kind, f"{at[:10]}T{at[11:]}Z", stream, version, actor, loads(data), prev, digest)
+                for seq, eid, kind, at, stream, version, actor, data, prev, digest in result]
 
     def _read(self, conn, after: int, until_seq: int | None = None, limit: int | None = None,
               until_at: datetime | None = None, stream: str | None = None) -> list[ev.Recorded]:
         c = events_table.c
-        query = sa.select(events_table).where(c.seq > after).order_by(c.seq)
+        query = sa.select(*self._columns()).where(c.seq > after).order_by(c.seq)
         if until_seq is not None:
             query = query.where(c.seq <= until_seq)
         if until_at is not None:
@@ -235,7 +249,7 @@ class EventLog:
             query = query.where(c.stream == stream)
         if limit is not None:
             query = query.limit(limit)
-        return [self._record(row) for row in conn.execute(query)]
+        return self._records(conn.execute(query))
 
     def _reading(self, fn):
         try:
@@ -260,9 +274,8 @@ class EventLog:
 
     def incident_timeline(self, incident_id: str) -> list[ev.Recorded]:
         """Every event of an incident: its own stream plus the unit status changes made for it."""
-        c = events_table.c
-        query = sa.select(events_table).where(c.incident_id == incident_id).order_by(c.seq)
-        return self._reading(lambda conn: [self._record(row) for row in conn.execute(query)])
+        query = sa.select(*self._columns()).where(events_table.c.incident_id == incident_id).order_by(events_table.c.seq)
+        return self._reading(lambda conn: self._records(conn.execute(query)))
 
     def head(self) -> int:
         return self._reading(lambda conn: conn.execute(sa.select(sa.func.coalesce(sa.func.max(events_table.c.seq), 0))).scalar_one())

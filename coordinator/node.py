@@ -104,6 +104,10 @@ class Node:
     async def timeline(self, incident_id: str) -> list[Recorded]:
         return await to_thread.run_sync(self.log.incident_timeline, incident_id)
 
+    async def archived(self, incident_id: str) -> st.State | None:
+        """An incident closed long enough ago to have left the live picture, rebuilt from the log."""
+        return st.replay_incident(await self.timeline(incident_id))
+
     async def positions_at(self, at: datetime) -> dict[str, Fix]:
         return await to_thread.run_sync(self.tracks.positions_at, at)
 
@@ -145,14 +149,18 @@ class Node:
             log.warning("bus publish failed; other nodes will catch up by polling", exc_info=True)
 
     # -- snapshots -------------------------------------------------------------------------------
-    def _snapshot_doc(self) -> tuple[int, str, str] | None:
+    def _snapshot_doc(self) -> tuple[int, str, dict] | None:
+        """Under the lock: a cheap shallow copy. Serialising and writing happen in a worker thread."""
         if self.state.seq - self._snapshot_seq < self.snapshot_every:
             return None
         self._snapshot_seq = self.state.seq
-        return self.state.seq, self.state.at, json.dumps(st.to_doc(self.state), separators=(",", ":"))
+        return self.state.seq, self.state.at, st.to_doc(self.state)
 
-    async def _save_snapshot(self, seq: int, at: str, doc: str) -> None:
+    def _write_snapshot(self, seq: int, at: str, doc: dict) -> None:
+        self.log.save_snapshot(seq, at, json.dumps(doc, separators=(",", ":")))
+
+    async def _save_snapshot(self, seq: int, at: str, doc: dict) -> None:
         try:
-            await to_thread.run_sync(self.log.save_snapshot, seq, at, doc)
+            await to_thread.run_sync(self._write_snapshot, seq, at, doc)
         except Exception:
             log.warning("snapshot at seq %s not saved; start-up will fold a little more", seq, exc_info=True)

@@ -20,7 +20,7 @@ class Settings:
     redis_prefix: str = "commandpost"
     secret: str | None = None
     city_doc: Path | None = None
-    snapshot_every: int = 2000
+    snapshot_every: int = 10_000
     max_body_bytes: int = 64 * 1024
     poll_interval_s: float = 1.0
     host: str = "127.0.0.1"

@@ -3,12 +3,21 @@
 ``apply(state, recorded)`` is the one way state changes, whether live, at start-up or in
 replay. It works on the recorded JSON data directly (no decoding into event classes), so
 a fold runs at the speed the issue asks for. ``to_doc``/``from_doc`` make snapshots.
+
+The live picture holds every unit, every open incident and the incidents closed in the
+last ``RETAIN_CLOSED`` (by event time, so replay drops them exactly as live did); older
+ones stay in the log and are rebuilt from it on request. That keeps memory, snapshots and
+start-up bounded by a day's work rather than by the age of the log.
 """
 
-from dataclasses import asdict, dataclass, field
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable
 
 from .events import GENESIS_HASH, Recorded
+
+RETAIN_CLOSED = timedelta(hours=24)
 
 
 @dataclass
@@ -65,6 +74,7 @@ class State:
     units: dict[str, Unit] = field(default_factory=dict)
     assignments: dict[str, Assignment] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
+    expiries: deque[tuple[str, str]] = field(default_factory=deque)  # (drop at, incident id), in close order
 
     def version(self, stream: str) -> int:
         return self.versions.get(stream, 0)
@@ -94,8 +104,9 @@ def _unit_assigned(state: State, rec: Recorded, d: dict[str, Any]) -> None:
     state.assignments[d["assignment_id"]] = Assignment(
         id=d["assignment_id"], incident_id=d["incident_id"], unit_id=d["unit_id"], assigned_at=rec.at)
     state.incidents[d["incident_id"]].assignment_ids.append(d["assignment_id"])
-    unit = state.units[d["unit_id"]]
-    unit.assignment_id, unit.incident_id = d["assignment_id"], d["incident_id"]
+    unit = state.units.get(d["unit_id"])  # absent only when one incident is rebuilt alone (archive)
+    if unit is not None:
+        unit.assignment_id, unit.incident_id = d["assignment_id"], d["incident_id"]
 
 
 def _assignment_acknowledged(state: State, rec: Recorded, d: dict[str, Any]) -> None:
@@ -105,8 +116,8 @@ def _assignment_acknowledged(state: State, rec: Recorded, d: dict[str, Any]) -> 
 def _assignment_ended(state: State, rec: Recorded, d: dict[str, Any]) -> None:
     assignment = state.assignments[d["assignment_id"]]
     assignment.active, assignment.ended_at, assignment.end_reason = False, rec.at, d["reason"]
-    unit = state.units[d["unit_id"]]
-    if unit.assignment_id == d["assignment_id"]:
+    unit = state.units.get(d["unit_id"])
+    if unit is not None and unit.assignment_id == d["assignment_id"]:
         unit.assignment_id = unit.incident_id = None
 
 
@@ -118,6 +129,21 @@ def _unit_status_changed(state: State, rec: Recorded, d: dict[str, Any]) -> None
 def _incident_closed(state: State, rec: Recorded, d: dict[str, Any]) -> None:
     incident = state.incidents[d["incident_id"]]
     incident.status, incident.closed_at, incident.disposition = "closed", rec.at, d.get("disposition")
+    state.expiries.append((_later(rec.at, RETAIN_CLOSED), incident.id))
+
+
+def _later(at: str, delta: timedelta) -> str:
+    return (datetime.fromisoformat(at) + delta).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _expire(state: State, now: str) -> None:
+    """Drop incidents closed longer than RETAIN_CLOSED ago (ISO strings of one format compare as times)."""
+    while state.expiries and state.expiries[0][0] <= now:
+        _, incident_id = state.expiries.popleft()
+        incident = state.incidents.pop(incident_id, None)
+        state.versions.pop(f"incident/{incident_id}", None)
+        for assignment_id in incident.assignment_ids if incident else ():
+            state.assignments.pop(assignment_id, None)
 
 
 APPLY: dict[str, Callable[[State, Recorded, dict[str, Any]], None]] = {
@@ -141,6 +167,8 @@ def apply(state: State, rec: Recorded) -> bool:
     APPLY[rec.type](state, rec, rec.data)
     state.seq, state.at, state.last_hash = rec.seq, rec.at, rec.hash
     state.versions[rec.stream] = rec.version
+    if state.expiries and state.expiries[0][0] <= rec.at:
+        _expire(state, rec.at)
     return True
 
 
@@ -151,8 +179,27 @@ def fold(records: Iterable[Recorded], state: State | None = None) -> State:
     return state
 
 
+def replay_incident(records: Iterable[Recorded]) -> State | None:
+    """One incident rebuilt alone from its own stream (for incidents no longer in the live picture)."""
+    scratch = State()
+    for rec in records:
+        if rec.stream.startswith("incident/"):
+            APPLY[rec.type](scratch, rec, rec.data)
+            scratch.versions[rec.stream] = rec.version
+    return scratch if scratch.incidents else None
+
+
 def to_doc(state: State) -> dict[str, Any]:
-    return asdict(state)
+    """A snapshot document. Copies are shallow but whole: apply replaces nested values except the
+    two lists it appends to, which are copied, so the document may be serialised after the lock is let go."""
+    return {
+        "seq": state.seq, "at": state.at, "last_hash": state.last_hash, "versions": dict(state.versions),
+        "incidents": {k: {**vars(v), "notes": list(v.notes), "assignment_ids": list(v.assignment_ids)}
+                      for k, v in state.incidents.items()},
+        "units": {k: dict(vars(v)) for k, v in state.units.items()},
+        "assignments": {k: dict(vars(v)) for k, v in state.assignments.items()},
+        "expiries": [list(e) for e in state.expiries],
+    }
 
 
 def from_doc(doc: dict[str, Any]) -> State:
@@ -161,4 +208,5 @@ def from_doc(doc: dict[str, Any]) -> State:
         incidents={k: Incident(**v) for k, v in doc["incidents"].items()},
         units={k: Unit(**v) for k, v in doc["units"].items()},
         assignments={k: Assignment(**v) for k, v in doc["assignments"].items()},
+        expiries=deque(tuple(e) for e in doc.get("expiries", ())),
     )

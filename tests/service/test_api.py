@@ -159,3 +159,27 @@ class TestOperations:
         assert len(types) >= 15
         agencies = client.get("/v1/agencies", headers=dispatcher).json()["agencies"]
         assert {a["kind"] for a in agencies} == {"police", "fire", "ems"}
+
+
+class TestRetention:
+    def test_closed_incidents_leave_the_live_picture_after_a_day_but_stay_in_the_log(self, client, dispatcher, clock):
+        old = report(client, dispatcher)
+        assign(client, dispatcher, old["id"], "E1")
+        client.post(f"/v1/incidents/{old['id']}/close", json={"disposition": "out"}, headers=dispatcher)
+        closed_at = clock().isoformat()
+        clock.advance(hours=23)
+        report(client, dispatcher)
+        assert old["id"] in {i["id"] for i in client.get("/v1/incidents", headers=dispatcher).json()["incidents"]}
+        clock.advance(hours=2)
+        report(client, dispatcher)  # the next event after 24 h lets the old incident go
+        node = client.app.state.node
+        assert old["id"] not in node.state.incidents
+        assert old["id"] not in {i["id"] for i in client.get("/v1/incidents", headers=dispatcher).json()["incidents"]}
+        archived = client.get(f"/v1/incidents/{old['id']}", headers=dispatcher).json()
+        assert archived["status"] == "closed" and archived["disposition"] == "out"
+        assert archived["assignments"][0]["unit_id"] == "E1" and archived["assignments"][0]["end_reason"] == "incident_closed"
+        assert client.get(f"/v1/incidents/{old['id']}/timeline", headers=dispatcher).json()["events"][-1]["type"] == "IncidentClosed"
+        then = client.get("/v1/state", params={"at": closed_at}, headers=dispatcher).json()
+        assert old["id"] in {i["id"] for i in then["incidents"]}
+        from coordinator import state as st
+        assert st.fold(node.log.iter_all()) == node.state

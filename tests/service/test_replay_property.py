@@ -34,6 +34,7 @@ step = s.one_of(
     s.tuples(s.just("status"), s.sampled_from(UNITS), s.sampled_from(STATUSES)),
     s.tuples(s.just("note"), idx, s.text(min_size=1, max_size=20)),
     s.tuples(s.just("close"), idx),
+    s.tuples(s.just("wait"), s.integers(1, 30)),  # hours: closed incidents leave the live picture after 24
 )
 
 
@@ -64,6 +65,9 @@ async def run(log, steps):
     await node.handle(c.CommissionUnits(catalog().city.units), ADMIN)
     for n, op in enumerate(steps):
         clock.advance(seconds=n % 3)
+        if op[0] == "wait":
+            clock.advance(hours=op[1])
+            continue
         try:
             await node.handle(command(node, n, op), ADMIN)
         except CommandpostError:
