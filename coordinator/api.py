@@ -132,9 +132,9 @@ async def assign_units(incident_id: str, body: schemas.AssignIn, request: Reques
     cmd = c.AssignUnits(incident_id=incident_id, unit_ids=tuple(body.unit_ids),
                         assignment_ids=tuple(new_id() for _ in body.unit_ids))
     result = await _run(request, node, cmd, p, key, body.model_dump(mode="json"))
-    made = [r.data["assignment_id"] for r in result.records if r.type == "UnitAssigned"]
-    return {"incident_id": incident_id,
-            "assignments": [schemas.assignment_view(node.state.assignments[a]) for a in made]}
+    made = [st.Assignment(r.data["assignment_id"], incident_id, r.data["unit_id"], assigned_at=r.at)
+            for r in result.records if r.type == "UnitAssigned"]  # the first answer, also on a retry
+    return {"incident_id": incident_id, "assignments": [schemas.assignment_view(a) for a in made]}
 
 
 @router.post("/incidents/{incident_id}/notes", status_code=201, summary="Add to the narrative")

@@ -183,3 +183,15 @@ class TestRetention:
         assert old["id"] in {i["id"] for i in then["incidents"]}
         from coordinator import state as st
         assert st.fold(node.log.iter_all()) == node.state
+
+
+def test_a_retried_assignment_gets_the_first_answer_even_a_day_later(client, dispatcher, clock):
+    incident = report(client, dispatcher)
+    headers = {**dispatcher, "Idempotency-Key": "assign-1"}
+    first = client.post(f"/v1/incidents/{incident['id']}/assignments", json={"unit_ids": ["E1"]}, headers=headers)
+    client.post(f"/v1/incidents/{incident['id']}/close", headers=dispatcher)
+    clock.advance(hours=25)
+    report(client, dispatcher)  # the closed incident leaves the live picture
+    again = client.post(f"/v1/incidents/{incident['id']}/assignments", json={"unit_ids": ["E1"]}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
