@@ -164,8 +164,8 @@ def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = N
         log_ok = await to_thread.run_sync(node.log.ping)
         bus_ok = await node.bus.ping()
         body = {"log": "ok" if log_ok else "unreachable", "bus": "ok" if bus_ok else "unreachable",
-                "seq": node.state.seq}
-        return JSONResponse(body, status_code=200 if log_ok else 503)
+                "follower": node.follow_error or "ok", "seq": node.state.seq}
+        return JSONResponse(body, status_code=200 if log_ok and node.follow_error is None else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request):

@@ -40,6 +40,7 @@ class Node:
         self._lock = asyncio.Lock()
         self._snapshot_seq = 0
         self._follower: asyncio.Task | None = None
+        self.follow_error: str | None = None
         self._subscription = None
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -83,7 +84,10 @@ class Node:
             auth.authorize(principal, cmd, self.state)
             decision = handlers.decide(self.state, cmd, self.catalog)
             result = await to_thread.run_sync(self.log.append, decision, principal.actor, scoped_key, body_hash)
-            self._apply(result.records)
+            if result.records and result.records[0].seq != self.state.seq + 1:
+                await self._catch_up()  # another node appended in between: the log brings theirs and ours
+            else:
+                self._apply(result.records)
             snapshot = self._snapshot_doc()
         if snapshot is not None:
             await self._save_snapshot(*snapshot)
@@ -133,8 +137,13 @@ class Node:
             await self._subscription.get(timeout=self.poll_interval_s)
             try:
                 await self.catch_up()
+                self.follow_error = None
             except Unavailable as err:
+                self.follow_error = err.message
                 log.warning("follower cannot read the log: %s", err.message)
+            except Exception as err:  # keep following; readiness reports it
+                self.follow_error = f"{type(err).__name__}: {err}"
+                log.exception("follower failed to apply the log")
 
     def _apply(self, records) -> None:
         for rec in records:
