@@ -24,7 +24,7 @@ def _check(value: object, what: str, limit: float) -> float:
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
             value = float(value)
         raise ValueError(f"{what} must be a number between -{limit:g} and {limit:g}, got {value!r}")
-    return float(value)
+    return float(value) + 0.0  # -0.0 becomes 0.0: one spelling, so stores that drop the sign agree
 
 
 @dataclass(frozen=True, slots=True)

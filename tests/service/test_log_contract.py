@@ -136,3 +136,12 @@ def test_two_writers_expecting_the_same_version_one_wins(log):
         t.join()
     assert sorted(outcomes) == ["conflict", "ok"]
     assert log.head() == 2
+
+
+def test_negative_zero_hashes_as_it_is_stored(log):
+    event = ev.IncidentReported(incident_id="i0", incident_type="medical_emergency", priority=2,
+                                location={"lat": -0.0, "lon": -0.0}, reported_at="2026-11-26T20:00:00.000000Z",
+                                districts=[], agencies=[])
+    [written] = log.append(Decision((event,), {"incident/i0": 0}), "a").records
+    assert log.read(0) == [written]
+    assert log.verify().ok

@@ -94,3 +94,9 @@ class TestHaversine:
 
     def test_crosses_the_antimeridian_the_short_way(self):
         assert haversine_m(LatLon(0, 179.5), LatLon(0, -179.5)) == pytest.approx(111_195, abs=5)
+
+
+def test_negative_zero_is_stored_as_zero():
+    import math
+    point = LatLon(-0.0, -0.0)
+    assert math.copysign(1, point.lat) == 1 and math.copysign(1, point.lon) == 1
