@@ -19,6 +19,7 @@ from .node import Node
 from .tracks import Fix
 
 router = APIRouter(prefix="/v1")
+CLOCK_SKEW = timedelta(minutes=5)  # how far ahead a device's clock may run before we refuse its times
 
 
 def get_node(request: Request) -> Node:
@@ -51,12 +52,19 @@ def new_id() -> str:
 
 def parse_time(text: str, name: str) -> datetime:
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:
         raise Invalid(f"{name}={text!r} is not an ISO 8601 time such as 2026-11-26T02:14:00Z") from None
-    if value.tzinfo is None:
-        raise Invalid(f"{name}={text!r} has no time zone; add Z for UTC or an offset such as -08:00")
-    return value
+    try:
+        return schemas.to_utc(value)
+    except ValueError as err:
+        raise Invalid(f"{name}={text!r} {err}") from None
+
+
+def not_ahead(value: datetime, now: datetime, name: str) -> datetime:
+    if value > now + CLOCK_SKEW:
+        raise Invalid(f"{name} {format_at(value)} is in the future; check the device's clock")
+    return min(value, now)
 
 
 def scratch_state(records: tuple[Recorded, ...]) -> st.State:
@@ -101,7 +109,8 @@ async def report_incident(body: schemas.IncidentIn, request: Request, node: Node
     cmd = c.ReportIncident(
         incident_id=new_id(), incident_type=body.type, priority=body.priority,
         location=LatLon(body.location.lat, body.location.lon),
-        reported_at=format_at(body.reported_at or clock()), address=body.address, description=body.description)
+        reported_at=format_at(not_ahead(body.reported_at or clock(), clock(), "reported_at")),
+        address=body.address, description=body.description)
     result = await _run(request, node, cmd, p, key, body.model_dump(mode="json"))
     first = scratch_state(result.records)
     incident = next(iter(first.incidents.values()))
@@ -203,10 +212,7 @@ async def change_status(unit_id: str, body: schemas.StatusIn, request: Request, 
 
 @router.put("/units/{unit_id}/position", summary="AVL position report (telemetry, not hash-chained)")
 async def move(unit_id: str, body: schemas.PositionIn, node: NodeDep, p: PrincipalDep, clock: ClockDep):
-    now = clock()
-    at = body.at or now
-    if at > now + timedelta(minutes=5):
-        raise Invalid(f"Position time {format_at(at)} is in the future; check the device clock")
+    at = not_ahead(body.at or clock(), clock(), "Position time")
     stored = await node.move(unit_id, Fix(LatLon(body.lat, body.lon), at, body.heading, body.speed), p)
     fix = node.tracks.latest[unit_id]
     return {"unit_id": unit_id, "position": fix.to_json(), "sampled": stored}

@@ -1,6 +1,6 @@
 """The API contract v1 shapes: pydantic request models and the JSON views of state."""
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -13,13 +13,24 @@ Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, descriptio
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, description="WGS 84 degrees")]
 
 
-def _has_zone(value: datetime) -> datetime:
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+def to_utc(value: datetime) -> datetime:
+    """An aware time between 1970 and 2100, in UTC; ValueError with a readable reason otherwise."""
     if value.tzinfo is None:
         raise ValueError("needs a time zone (end it with Z for UTC, or give an offset such as -08:00)")
+    try:
+        value = value.astimezone(timezone.utc)
+    except OverflowError:
+        value = None
+    if value is None or not EARLIEST <= value < LATEST:
+        raise ValueError("must lie between 1970 and 2100")
     return value
 
 
-Instant = Annotated[datetime, AfterValidator(_has_zone)]
+Instant = Annotated[datetime, AfterValidator(to_utc)]
 
 
 class Strict(BaseModel):

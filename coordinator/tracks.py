@@ -4,6 +4,7 @@ The latest position of every unit lives in memory; a sampled track (at most one 
 unit every ``min_interval_s`` unless it moved ``min_distance_m``) is kept for replay.
 """
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,6 +46,7 @@ class Tracks:
         self.min_distance_m = min_distance_m
         self.latest: dict[str, Fix] = {}
         self._sampled: dict[str, Fix] = {}
+        self._lock = threading.Lock()
 
     def load(self) -> None:
         """Latest stored point of every unit (start-up)."""
@@ -66,18 +68,19 @@ class Tracks:
 
         A fix older than the latest one (a late packet over a flaky link) is ignored.
         """
-        current = self.latest.get(unit_id)
-        if current is not None and fix.at < current.at:
-            return False
-        self.latest[unit_id] = fix
-        if not self.should_sample(unit_id, fix):
-            return False
-        with self.engine.begin() as conn:
-            conn.execute(track_points_table.insert().values(
-                unit_id=unit_id, at=fix.at, lat=fix.location.lat, lon=fix.location.lon,
-                heading=fix.heading, speed=fix.speed))
-        self._sampled[unit_id] = fix
-        return True
+        with self._lock:  # worker threads: an older fix must never overwrite a newer one
+            current = self.latest.get(unit_id)
+            if current is not None and fix.at < current.at:
+                return False
+            sample = self.should_sample(unit_id, fix)
+            if sample:
+                with self.engine.begin() as conn:
+                    conn.execute(track_points_table.insert().values(
+                        unit_id=unit_id, at=fix.at, lat=fix.location.lat, lon=fix.location.lon,
+                        heading=fix.heading, speed=fix.speed))
+                self._sampled[unit_id] = fix
+            self.latest[unit_id] = fix  # only once the sample, if any, is stored
+            return sample
 
     def positions_at(self, at: datetime) -> dict[str, Fix]:
         """Each unit's last stored point at or before ``at`` (for the state-at-a-time view)."""

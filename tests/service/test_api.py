@@ -136,6 +136,14 @@ class TestPositions:
         assert head(client, dispatcher) == before
         assert client.get("/v1/units/P1", headers=dispatcher).json()["position"]["lat"] == 37.75 + 4 * 1e-5
 
+    def test_a_fix_from_a_clock_running_ahead_is_kept_at_our_time_and_does_not_block_later_fixes(self, client, dispatcher, clock):
+        ahead = (clock() + __import__("datetime").timedelta(minutes=3)).isoformat()
+        first = client.put("/v1/units/P1/position", json={"lat": 37.76, "lon": -122.47, "at": ahead}, headers=dispatcher)
+        assert first.status_code == 200 and first.json()["position"]["at"] == "2026-11-26T20:00:00.000000Z"
+        clock.advance(seconds=10)
+        client.put("/v1/units/P1/position", json={"lat": 37.77, "lon": -122.47}, headers=dispatcher)
+        assert client.get("/v1/units/P1", headers=dispatcher).json()["position"]["lat"] == 37.77
+
     def test_a_late_fix_does_not_move_the_unit_back(self, client, dispatcher, clock):
         client.put("/v1/units/P1/position", json={"lat": 37.76, "lon": -122.47}, headers=dispatcher)
         old = (clock() - __import__("datetime").timedelta(minutes=1)).isoformat()

@@ -33,6 +33,9 @@ REPORTS = [
     ("priority as text", json.dumps({**GOOD, "priority": "high"}).encode(), 422, "priority"),
     ("unknown field", json.dumps({**GOOD, "severity": 3}).encode(), 422, "severity"),
     ("reported_at without zone", json.dumps({**GOOD, "reported_at": "2026-11-26T02:14:00"}).encode(), 422, "time zone"),
+    ("reported_at in year 1", json.dumps({**GOOD, "reported_at": "0001-01-01T00:00:00+01:00"}).encode(), 422, "between 1970 and 2100"),
+    ("reported_at in year 9999", json.dumps({**GOOD, "reported_at": "9999-12-31T23:59:59-01:00"}).encode(), 422, "between 1970 and 2100"),
+    ("reported_at next year", json.dumps({**GOOD, "reported_at": "2027-11-26T20:00:00Z"}).encode(), 422, "in the future"),
     ("description too long", json.dumps({**GOOD, "description": "x" * 4001}).encode(), 422, "description"),
     ("empty body", b"", 422, "body"),
 ]
@@ -120,7 +123,8 @@ def test_illegal_status_changes_are_refused(client, dispatcher, status, says):
     ({"lat": 37.7, "lon": -122.4, "heading": 400}, "heading"),
     ({"lat": 37.7, "lon": -122.4, "at": "2026-11-26T20:00:00"}, "time zone"),
     ({"lat": 37.7, "lon": -122.4, "at": "2030-01-01T00:00:00Z"}, "in the future"),
-], ids=["lat", "lon", "heading", "naive time", "future"])
+    ({"lat": 37.7, "lon": -122.4, "at": "0001-01-01T00:00:00+01:00"}, "between 1970 and 2100"),
+], ids=["lat", "lon", "heading", "naive time", "future", "year one"])
 def test_bad_positions_are_refused(client, dispatcher, body, says):
     response = client.put("/v1/units/E1/position", json=body, headers=dispatcher)
     assert response.status_code == 422 and says in response.json()["message"]
@@ -129,10 +133,18 @@ def test_bad_positions_are_refused(client, dispatcher, body, says):
 
 @pytest.mark.parametrize("query,says", [
     ({"at": "yesterday"}, "not an ISO 8601 time"), ({}, "at: Field required"),
+    ({"at": "0001-01-01T00:00:00+01:00"}, "between 1970 and 2100"),
+    ({"at": "9999-12-31T23:59:59-01:00"}, "between 1970 and 2100"),
 ])
 def test_bad_state_queries(client, dispatcher, query, says):
     response = client.get("/v1/state", params=query, headers=dispatcher)
     assert response.status_code == 422 and says in response.json()["message"]
+    assert client.get("/v1/units", headers=dispatcher).status_code == 200
+
+
+def test_a_lowercase_z_is_utc_too(client, dispatcher, clock):
+    response = client.get("/v1/state", params={"at": clock().strftime("%Y-%m-%dT%H:%M:%Sz")}, headers=dispatcher)
+    assert response.status_code == 200
 
 
 @pytest.mark.parametrize("query", [{"after": -1}, {"limit": 0}, {"limit": 100000}, {"after": "abc"}])
