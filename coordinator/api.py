@@ -1,6 +1,7 @@
 """HTTP routes /v1/...: requests become commands for the node; queries read its state."""
 
 import uuid
+from collections import ChainMap
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Callable
 
@@ -19,6 +20,7 @@ from .node import Node
 from .tracks import Fix
 
 router = APIRouter(prefix="/v1")
+MAX_SEQ = 2**63 - 1
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead a device's clock may run before we refuse its times
 
 
@@ -100,6 +102,24 @@ async def _visible_incident(node: Node, p: auth.Principal, incident_id: str) -> 
 def _position(node: Node, unit: st.Unit) -> dict[str, Any] | None:
     fix = node.tracks.latest.get(unit.id)
     return fix.to_json() if fix else None
+
+
+async def _scope_view(node: Node, p: auth.Principal, records: list[Recorded]) -> st.State:
+    """Live state, plus the incidents of ``records`` that have left it: scope is judged on both, so a
+    console reading old history sees what it saw then."""
+    if p.sees_everything or p.role == "unit":
+        return node.state
+    gone = {r.stream[len("incident/"):] for r in records if r.stream.startswith("incident/")} - node.state.incidents.keys()
+    incidents, assignments = {}, {}
+    for incident_id in gone:
+        archived = await node.archived(incident_id)
+        if archived is not None:
+            incidents.update(archived.incidents)
+            assignments.update(archived.assignments)
+    if not incidents:
+        return node.state
+    return st.State(incidents=ChainMap(incidents, node.state.incidents), units=node.state.units,
+                    assignments=ChainMap(assignments, node.state.assignments))
 
 
 # -- incidents ----------------------------------------------------------------------------------
@@ -237,10 +257,11 @@ async def state_at(at: str, node: NodeDep, p: PrincipalDep,
 
 
 @router.get("/events", summary="Read the log after a seq")
-async def read_events(node: NodeDep, p: PrincipalDep, after: Annotated[int, Query(ge=0)] = 0,
+async def read_events(node: NodeDep, p: PrincipalDep, after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
                       limit: Annotated[int, Query(ge=1, le=5000)] = 500):
     records = await node.read(after, limit)
-    visible = [r.to_json() for r in records if auth.can_see(p, r, node.state)]
+    view = await _scope_view(node, p, records)
+    visible = [r.to_json() for r in records if auth.can_see(p, r, view)]
     return {"events": visible, "next_after": records[-1].seq if records else after, "head": node.state.seq}
 
 

@@ -17,6 +17,7 @@ from .state import State
 
 ROLES = ("dispatcher", "unit", "commander", "admin")
 PREFIX = "cp1"
+MAX_SUBJECT = 64
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class Principal:
     @property
     def actor(self) -> str:
         return f"{self.role}:{self.subject}"
+
+    @property
+    def identity(self) -> str:
+        """Everything that tells two principals apart (two 'alice' tokens of different agencies differ)."""
+        return "|".join((self.role, self.subject, self.agency or "", self.unit or ""))
 
     @property
     def sees_everything(self) -> bool:
@@ -53,6 +59,8 @@ def issue(secret: str, role: str, subject: str, now: int, ttl_s: int | None = No
         raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
     if role == "unit" and not unit:
         raise ValueError("a unit token needs --unit")
+    if not 0 < len(subject) <= MAX_SUBJECT:
+        raise ValueError(f"a token's subject must be 1 to {MAX_SUBJECT} characters")
     claims = {"role": role, "sub": subject, "iat": now}
     if ttl_s:
         claims["exp"] = now + ttl_s
@@ -68,7 +76,7 @@ def verify(secret: str, token: str, now: int) -> Principal:
     parts = token.split(".")
     if len(parts) != 3 or parts[0] != PREFIX:
         raise Unauthorized("The bearer token is not a commandpost token")
-    if not hmac.compare_digest(_sign(secret, parts[1]), parts[2]):
+    if not hmac.compare_digest(_sign(secret, parts[1]).encode(), parts[2].encode("utf-8", "replace")):
         raise Unauthorized("The bearer token's signature does not match: it was altered or signed elsewhere")
     try:
         claims = json.loads(_unb64(parts[1]))
@@ -77,6 +85,8 @@ def verify(secret: str, token: str, now: int) -> Principal:
         raise Unauthorized("The bearer token's claims cannot be read") from None
     if role not in ROLES:
         raise Unauthorized(f"The bearer token names an unknown role {role!r}")
+    if not 0 < len(subject) <= MAX_SUBJECT:
+        raise Unauthorized("The bearer token's subject is empty or too long")
     if "exp" in claims and now >= claims["exp"]:
         raise Unauthorized("The bearer token has expired; ask for a new one")
     return Principal(role=role, subject=subject, agency=claims.get("agency"), unit=claims.get("unit"))
@@ -99,15 +109,20 @@ def authorize(p: Principal, cmd: c.Command, state: State) -> None:
         return
     if isinstance(cmd, c.CommissionUnits):
         raise Forbidden("Only an administrator may put units in service")
-    if isinstance(cmd, (c.ReportIncident, c.AddNote, c.CloseIncident)):
+    if isinstance(cmd, c.ReportIncident):
+        if p.role == "unit":
+            raise Forbidden("A unit token may not report incidents")
+        return
+    if isinstance(cmd, (c.AddNote, c.CloseIncident, c.AssignUnits)):
         if p.role == "unit" and not isinstance(cmd, c.AddNote):
-            raise Forbidden(f"A unit token may not {'report' if isinstance(cmd, c.ReportIncident) else 'close'} incidents")
+            raise Forbidden(f"A unit token may not {'close incidents' if isinstance(cmd, c.CloseIncident) else 'assign units'}")
         if p.role == "unit" and not _unit_on_incident(state, p.unit, cmd.incident_id):
             raise Forbidden(f"Unit {p.unit} is not assigned to incident {cmd.incident_id}")
+        if cmd.incident_id in state.incidents and not can_see_incident(p, state, cmd.incident_id):
+            raise Forbidden(f"Incident {cmd.incident_id} is outside this token's scope")
+    if isinstance(cmd, (c.AddNote, c.CloseIncident)):
         return
     if isinstance(cmd, c.AssignUnits):
-        if p.role == "unit":
-            raise Forbidden("A unit token may not assign units")
         for unit_id in cmd.unit_ids:
             if not _may_command_unit(p, state, unit_id):
                 raise Forbidden(f"A {p.agency} dispatcher may not assign unit {unit_id} of another agency")

@@ -177,6 +177,8 @@ class EventLog:
             return AppendResult(tuple(records))
         except sa.exc.IntegrityError:
             raise Conflict("Another writer changed these records at the same moment; reload and try again") from None
+        except sa.exc.DataError as err:
+            raise Invalid(f"The log cannot store a value of this request: {err.orig}") from None
         except sa.exc.OperationalError as err:
             raise Unavailable(f"The event log is unreachable: {err.orig}") from None
 
@@ -185,8 +187,7 @@ class EventLog:
         if row is None:
             return None
         if row.request_hash != body_hash:
-            shown = key.split(":", 2)[-1]
-            raise Invalid(f"Idempotency-Key {shown!r} was already used for a different request")
+            raise Invalid("This Idempotency-Key was already used for a different request")
         return AppendResult(tuple(self._read(conn, row.first_seq - 1, row.last_seq)), replayed=True)
 
     def lookup(self, key: str, body_hash: str | None) -> AppendResult | None:

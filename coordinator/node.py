@@ -6,6 +6,7 @@ The log calls are synchronous SQLAlchemy run in a worker thread here, and only h
 """
 
 import asyncio
+import hashlib
 import json
 import logging
 from datetime import datetime
@@ -74,7 +75,7 @@ class Node:
     # -- commands --------------------------------------------------------------------------------
     async def handle(self, cmd: Command, principal: auth.Principal, key: str | None = None,
                      body_hash: str | None = None) -> AppendResult:
-        scoped_key = f"{principal.actor}:{key}" if key else None
+        scoped_key = hashlib.sha256(f"{principal.identity}\n{key}".encode()).hexdigest() if key else None
         async with self._lock:
             await self._catch_up()
             if scoped_key is not None:
@@ -110,7 +111,10 @@ class Node:
 
     async def archived(self, incident_id: str) -> st.State | None:
         """An incident closed long enough ago to have left the live picture, rebuilt from the log."""
-        return st.replay_incident(await self.timeline(incident_id))
+        archived = st.replay_incident(await self.timeline(incident_id))
+        if archived is not None:
+            archived.units = self.state.units  # read-only here: for scope checks by unit agency
+        return archived
 
     async def positions_at(self, at: datetime) -> dict[str, Fix]:
         return await to_thread.run_sync(self.tracks.positions_at, at)

@@ -82,3 +82,56 @@ def test_commanders_see_everything(client, dispatcher, token):
     commander = token("commander")
     assert client.get(f"/v1/incidents/{incident_id}", headers=commander).status_code == 200
     assert client.get("/v1/units", headers=commander).json()["total"] == 9
+
+
+def test_an_agency_dispatcher_may_not_change_an_incident_outside_its_scope(client, token):
+    police, fire = token("dispatcher", agency="pd"), token("dispatcher", agency="fd")
+    burglary = client.post("/v1/incidents", json={"type": "burglary_in_progress", "location": IN_WEST.to_json()}, headers=police).json()
+    client.post(f"/v1/incidents/{burglary['id']}/assignments", json={"unit_ids": ["P1"]}, headers=police)
+    head = client.get("/v1/events?limit=1", headers=police).json()["head"]
+    for method, path, body in [("POST", "notes", {"text": "not ours"}), ("POST", "close", None),
+                               ("POST", "assignments", {"unit_ids": ["E1"]})]:
+        response = client.request(method, f"/v1/incidents/{burglary['id']}/{path}", json=body, headers=fire)
+        assert response.status_code == 403 and "outside this token's scope" in response.json()["message"], path
+    assert client.get("/v1/events?limit=1", headers=police).json()["head"] == head
+    assert client.get("/v1/units/P1", headers=police).json()["status"] == "dispatched"
+
+
+def test_two_tokens_with_one_name_in_different_agencies_do_not_share_idempotency_keys(client, token, settings, clock):
+    from coordinator.auth import issue
+    secret = resolve(settings)
+    alice_pd = {"Authorization": "Bearer " + issue(secret, "dispatcher", "alice", int(clock().timestamp()), agency="pd")}
+    alice_fd = {"Authorization": "Bearer " + issue(secret, "dispatcher", "alice", int(clock().timestamp()), agency="fd")}
+    body = {"type": "structure_fire", "location": IN_WEST.to_json()}
+    first = client.post("/v1/incidents", json=body, headers={**alice_pd, "Idempotency-Key": "k"}).json()
+    second = client.post("/v1/incidents", json=body, headers={**alice_fd, "Idempotency-Key": "k"}).json()
+    assert first["id"] != second["id"]
+
+
+def resolve(settings):
+    from coordinator.settings import resolve_secret
+    return resolve_secret(settings)
+
+
+def test_an_agency_console_still_reads_the_history_of_its_incidents_after_they_leave_the_live_picture(client, token, clock):
+    fire = token("dispatcher", agency="fd")
+    incident = client.post("/v1/incidents", json={"type": "fire_alarm", "location": IN_WEST.to_json()}, headers=fire).json()
+    client.post(f"/v1/incidents/{incident['id']}/close", headers=fire)
+    clock.advance(hours=25)
+    client.post("/v1/incidents", json={"type": "fire_alarm", "location": IN_WEST.to_json()}, headers=fire)
+    assert incident["id"] not in client.app.state.node.state.incidents
+    seen = client.get("/v1/events", params={"limit": 5000}, headers=fire).json()["events"]
+    mine = [e["type"] for e in seen if e["stream"] == f"incident/{incident['id']}"]
+    assert mine == ["IncidentReported", "IncidentClosed"]
+    police = token("dispatcher", agency="pd")
+    assert not [e for e in client.get("/v1/events", params={"limit": 5000}, headers=police).json()["events"]
+                if e["stream"] == f"incident/{incident['id']}"]
+
+
+def test_tokens_with_odd_bytes_or_oversized_subjects_are_401_not_500(client, settings, clock):
+    assert client.get("/v1/incidents", headers={"Authorization": "Bearer cp1.abc.\u00e9".encode()}).status_code == 401
+    import base64, hashlib, hmac, json
+    payload = base64.urlsafe_b64encode(json.dumps({"role": "admin", "sub": "x" * 500}).encode()).rstrip(b"=").decode()
+    sig = base64.urlsafe_b64encode(hmac.new(resolve(settings).encode(), f"cp1.{payload}".encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
+    response = client.get("/v1/incidents", headers={"Authorization": f"Bearer cp1.{payload}.{sig}"})
+    assert response.status_code == 401 and "too long" in response.json()["message"]

@@ -38,6 +38,8 @@ REPORTS = [
     ("reported_at next year", json.dumps({**GOOD, "reported_at": "2027-11-26T20:00:00Z"}).encode(), 422, "in the future"),
     ("description too long", json.dumps({**GOOD, "description": "x" * 4001}).encode(), 422, "description"),
     ("empty body", b"", 422, "body"),
+    ("NUL byte in the description", json.dumps({**GOOD, "description": "a\u0000b"}).encode(), 422, "NUL"),
+    ("NUL byte in the address", json.dumps({**GOOD, "address": "\u0000"}).encode(), 422, "NUL"),
 ]
 
 
@@ -147,7 +149,8 @@ def test_a_lowercase_z_is_utc_too(client, dispatcher, clock):
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("query", [{"after": -1}, {"limit": 0}, {"limit": 100000}, {"after": "abc"}])
+@pytest.mark.parametrize("query", [{"after": -1}, {"limit": 0}, {"limit": 100000}, {"after": "abc"},
+                                   {"after": "100000000000000000000000000000"}])
 def test_bad_event_queries(client, dispatcher, query):
     response = client.get("/v1/events", params=query, headers=dispatcher)
     assert response.status_code == 422 and response.json()["message"]
@@ -167,3 +170,10 @@ def test_unknown_paths_and_methods_answer_in_the_same_shape(client, dispatcher):
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
     wrong = client.delete("/v1/incidents", headers=dispatcher)
     assert wrong.status_code == 405 and wrong.json()["message"]
+
+
+def test_a_long_idempotency_key_is_fine_and_an_overlong_one_refused(client, dispatcher):
+    ok = client.post("/v1/incidents", json=GOOD, headers={**dispatcher, "Idempotency-Key": "k" * 200})
+    assert ok.status_code == 201
+    too_long = client.post("/v1/incidents", json=GOOD, headers={**dispatcher, "Idempotency-Key": "k" * 201})
+    assert too_long.status_code == 422 and "Idempotency-Key" in too_long.json()["message"]
