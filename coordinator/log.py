@@ -272,13 +272,11 @@ class EventLog:
                 for seq, eid, kind, at, stream, version, actor, data, prev, digest in result]
 
     def _read(self, conn, after: int, until_seq: int | None = None, limit: int | None = None,
-              until_at: datetime | None = None, stream: str | None = None) -> list[ev.Recorded]:
+              stream: str | None = None) -> list[ev.Recorded]:
         c = events_table.c
         query = sa.select(*self._columns()).where(c.seq > after).order_by(c.seq)
         if until_seq is not None:
             query = query.where(c.seq <= until_seq)
-        if until_at is not None:
-            query = query.where(c.at <= until_at)
         if stream is not None:
             query = query.where(c.stream == stream)
         if limit is not None:
@@ -292,12 +290,18 @@ class EventLog:
         except sa.exc.OperationalError as err:
             raise Unavailable(f"The event log is unreachable: {err.orig}") from None
 
-    def read(self, after: int = 0, limit: int | None = None, until_at: datetime | None = None) -> list[ev.Recorded]:
-        return self._reading(lambda conn: self._read(conn, after, limit=limit, until_at=until_at))
+    def read(self, after: int = 0, limit: int | None = None, until_seq: int | None = None) -> list[ev.Recorded]:
+        return self._reading(lambda conn: self._read(conn, after, until_seq=until_seq, limit=limit))
 
-    def iter_all(self, after: int = 0, until_at: datetime | None = None, batch: int = 10_000) -> Iterator[ev.Recorded]:
+    def seq_at(self, at: datetime) -> int:
+        """The last seq committed at or before ``at`` (``at`` never decreases along seq), by the time index.
+        Reading up to a seq stops at it; filtering rows by time made every tail read walk to the log's end."""
+        query = sa.select(sa.func.coalesce(sa.func.max(events_table.c.seq), 0)).where(events_table.c.at <= at)
+        return self._reading(lambda conn: conn.execute(query).scalar_one())
+
+    def iter_all(self, after: int = 0, until_seq: int | None = None, batch: int = 10_000) -> Iterator[ev.Recorded]:
         while True:
-            chunk = self.read(after, limit=batch, until_at=until_at)
+            chunk = self.read(after, limit=batch, until_seq=until_seq)
             yield from chunk
             if len(chunk) < batch:
                 return

@@ -65,7 +65,7 @@ class Node:
         """State from the latest snapshot (at or before ``at``) plus the events after it."""
         snapshot = self.log.latest_snapshot(at_or_before=at)
         state = st.from_doc(json.loads(snapshot[1])) if snapshot else st.State()
-        st.fold(self.log.iter_all(after=state.seq, until_at=at), state)
+        st.fold(self.log.iter_all(after=state.seq, until_seq=self.log.seq_at(at) if at else None), state)
         return state, snapshot[0] if snapshot else 0
 
     async def state_at(self, at: datetime) -> st.State:

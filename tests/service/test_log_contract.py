@@ -145,3 +145,16 @@ def test_negative_zero_hashes_as_it_is_stored(log):
     [written] = log.append(Decision((event,), {"incident/i0": 0}), "a").records
     assert log.read(0) == [written]
     assert log.verify().ok
+
+
+def test_seq_at_a_time_is_the_last_event_committed_by_then(log):
+    from coordinator.log import parse_at
+    clock = log.clock
+    first = log.append(Decision((note(text="a"),), {"incident/i1": 0}), "a").records[0]
+    clock.now += timedelta(minutes=1)
+    log.append(Decision((note(text="b"),), {"incident/i1": 1}), "a")
+    assert log.seq_at(parse_at(first.at)) == 1
+    assert log.seq_at(parse_at(first.at) + timedelta(seconds=30)) == 1
+    assert log.seq_at(parse_at(first.at) - timedelta(seconds=1)) == 0
+    assert log.seq_at(clock.now) == 2
+    assert [r.seq for r in log.iter_all(until_seq=1)] == [1]
