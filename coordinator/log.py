@@ -296,7 +296,9 @@ class EventLog:
     def seq_at(self, at: datetime) -> int:
         """The last seq committed at or before ``at`` (``at`` never decreases along seq), by the time index.
         Reading up to a seq stops at it; filtering rows by time made every tail read walk to the log's end."""
-        query = sa.select(sa.func.coalesce(sa.func.max(events_table.c.seq), 0)).where(events_table.c.at <= at)
+        c = events_table.c
+        last = sa.select(c.at).where(c.at <= at).order_by(c.at.desc()).limit(1).scalar_subquery()  # index, backwards
+        query = sa.select(sa.func.coalesce(sa.func.max(c.seq), 0)).where(c.at == last)  # a decision shares one 'at'
         return self._reading(lambda conn: conn.execute(query).scalar_one())
 
     def iter_all(self, after: int = 0, until_seq: int | None = None, batch: int = 10_000) -> Iterator[ev.Recorded]:
