@@ -12,7 +12,7 @@ from geo import LatLon
 from . import auth, schemas
 from . import commands as c
 from . import state as st
-from .errors import Forbidden, Invalid, NotFound, Unauthorized
+from .errors import Forbidden, Invalid, Unauthorized
 from .events import Recorded
 from .handlers import assignment_of, incident_of, unit_of
 from .log import format_at, request_hash

@@ -271,14 +271,11 @@ class EventLog:
         return [make(seq, eid, kind, f"{at[:10]}T{at[11:]}Z", stream, version, actor, loads(data), prev, digest)
                 for seq, eid, kind, at, stream, version, actor, data, prev, digest in result]
 
-    def _read(self, conn, after: int, until_seq: int | None = None, limit: int | None = None,
-              stream: str | None = None) -> list[ev.Recorded]:
+    def _read(self, conn, after: int, until_seq: int | None = None, limit: int | None = None) -> list[ev.Recorded]:
         c = events_table.c
         query = sa.select(*self._columns()).where(c.seq > after).order_by(c.seq)
         if until_seq is not None:
             query = query.where(c.seq <= until_seq)
-        if stream is not None:
-            query = query.where(c.stream == stream)
         if limit is not None:
             query = query.limit(limit)
         return self._records(conn.execute(query))
@@ -308,9 +305,6 @@ class EventLog:
             if len(chunk) < batch:
                 return
             after = chunk[-1].seq
-
-    def read_stream(self, stream: str) -> list[ev.Recorded]:
-        return self._reading(lambda conn: self._read(conn, 0, stream=stream))
 
     def incident_timeline(self, incident_id: str) -> list[ev.Recorded]:
         """Every event of an incident: its own stream plus the unit status changes made for it."""

@@ -92,13 +92,3 @@ class Tracks:
         with self.engine.connect() as conn:
             return {row.unit_id: Fix(LatLon(row.lat, row.lon), row.at, row.heading, row.speed)
                     for row in conn.execute(query)}
-
-    def track(self, unit_id: str, since: datetime | None = None, until: datetime | None = None) -> list[Fix]:
-        c = track_points_table.c
-        query = sa.select(track_points_table).where(c.unit_id == unit_id).order_by(c.at, c.id)
-        if since is not None:
-            query = query.where(c.at >= since)
-        if until is not None:
-            query = query.where(c.at <= until)
-        with self.engine.connect() as conn:
-            return [Fix(LatLon(r.lat, r.lon), r.at, r.heading, r.speed) for r in conn.execute(query)]

@@ -8,17 +8,17 @@ import pytest
 
 from coordinator.importer import load_manifest
 from geo.coords import LatLon, haversine_m
-from tests.realcity import seattle_manifest, sf_manifest
+from tests.realcity import seattle_manifest, sf_manifest, shared_data
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SFFD_DISTINCT_UNITS = 178
 
 
 @pytest.fixture
 def shared() -> Path:
-    if not DATA.is_dir():
-        pytest.skip(f"real data folder {DATA} is absent; these tests read ../shared/data beside the repo")
-    return DATA
+    data = shared_data()
+    if data is None:
+        pytest.skip("../shared/data is absent beside the repository; these tests read the real files there")
+    return data
 
 
 # -- small files ----------------------------------------------------------------------------

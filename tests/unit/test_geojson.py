@@ -1,7 +1,6 @@
 """Reading district and point FeatureCollections, and writing districts back out."""
 
 import json
-from pathlib import Path
 
 import pytest
 from shapely.geometry import MultiPolygon, Polygon
@@ -9,7 +8,8 @@ from shapely.geometry import MultiPolygon, Polygon
 from geo import DistrictIndex, LatLon
 from geo.geojson import districts_from_features, districts_to_features, read_districts, read_points
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from ..realcity import shared_data
+
 
 
 def square(x0, y0, x1, y1):
@@ -129,9 +129,9 @@ class TestReadPoints:
 
 @pytest.fixture(scope="module")
 def beats():
-    path = SHARED_DATA / "seattle" / "spd_beats.geojson"
-    if not path.exists():
-        pytest.skip(f"shared data not present at {path}")
+    if shared_data() is None:
+        pytest.skip("../shared/data is absent beside the repository: the Seattle beats are read from there")
+    path = shared_data() / "seattle" / "spd_beats.geojson"
     return read_districts(json.loads(path.read_text()), "spd", id_property="name")
 
 
