@@ -5,14 +5,17 @@ which polygons cover the point ("covered_by"), not which strictly contain it.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
+from shapely.ops import nearest_points
 
-from geo.coords import LatLon
+from geo.coords import LatLon, haversine_m
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,33 @@ class DistrictIndex:
         self._districts: tuple[District, ...] = tuple(ordered)
         self._by_key = {d.key: d for d in ordered}
         self._tree = shapely.STRtree([d.geometry for d in ordered])
+        # For "nearest district" only: longitudes shrunk by cos(latitude) so that distances in this
+        # frame are roughly proportional to metres, never to raw degrees.
+        lats = [c for d in ordered for c in (d.geometry.bounds[1], d.geometry.bounds[3])]
+        self._shrink = math.cos(math.radians(sum(lats) / len(lats))) if lats else 1.0
+        self._scaled = np.array([shapely.transform(d.geometry, self._scale) for d in ordered], dtype=object)
+
+    def _scale(self, xy: np.ndarray) -> np.ndarray:
+        return xy * np.array([self._shrink, 1.0])
 
     def at(self, point: LatLon) -> list[District]:
         """Every district covering ``point``, borders included, sorted by (agency, district)."""
         hits = self._tree.query(Point(point.lon, point.lat), predicate="covered_by")
         return [self._districts[i] for i in sorted(hits.tolist())]
+
+    def nearest(self, point: LatLon, accept: Callable[[District], bool] = lambda d: True
+                ) -> tuple[District, float] | None:
+        """The district nearest to ``point`` among those ``accept`` admits, with the great-circle
+        distance in metres to its edge (0 inside); ties go to the first by (agency, district)."""
+        chosen = [i for i, d in enumerate(self._districts) if accept(d)]
+        if not chosen:
+            return None
+        here = Point(point.lon * self._shrink, point.lat)
+        gaps = shapely.distance(self._scaled[chosen], here)
+        best = chosen[int(np.argmin(gaps))]
+        edge = nearest_points(self._scaled[best], here)[0]
+        metres = haversine_m(point, LatLon(edge.y, max(-180.0, min(180.0, edge.x / self._shrink))))
+        return self._districts[best], 0.0 if gaps.min() == 0 else metres
 
     def for_agency(self, agency_id: str) -> list[District]:
         return [d for d in self._districts if d.agency_id == agency_id]
