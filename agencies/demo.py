@@ -9,7 +9,7 @@ exactly), and every station lies inside its own district.
     demo-fd   9 first-due areas, one fire station each
     demo-ems  4 zones, each with a base and a post
 
-147 station-homed units: patrols 1A11..4D13, sergeants 1S1, K-9s 1K9, traffic 1T1; engines
+147 units, homed at stations except the beat cars, posted in their beats: patrols 1A11..4D13, sergeants 1S1, K-9s 1K9, traffic 1T1; engines
 E1..E9 and E11..E19, trucks T1 T3 T5 T7 T9, rescues, chiefs B1..B4, hazmat, brush, boats;
 medics M1..M24, ambulances A1..A16, EMS supervisors EMS1..EMS4.
 """
@@ -71,7 +71,10 @@ def _police(rng: random.Random, bounds: Bounds):
         stations.append(station)
         for beat, cell in beats.items():
             districts.append(_feature("demo-pd", beat, f"Beat {beat}", cell))
-            units += [_unit(f"{beat}{n}", "demo-pd", "patrol", station) for n in (11, 12, 13)]
+            # beat cars work their beat: each is posted at its own point inside it (a separate
+            # generator per car, so the rest of the city does not depend on these draws)
+            units += [UnitSpec(f"{beat}{n}", "demo-pd", "patrol", station.id,
+                               _site(random.Random(f"{beat}{n}"), cell, reach=0.6)) for n in (11, 12, 13)]
         units += [_unit(f"{precinct}S{n}", "demo-pd", "supervisor", station) for n in (1, 2)]
         units.append(_unit(f"{precinct}K9", "demo-pd", "k9", station))
         units += [_unit(f"{precinct}T{n}", "demo-pd", "traffic", station) for n in (1, 2)]

@@ -2,7 +2,9 @@
 
 The default file is the package data ``agencies/data/plans.toml``. Every plan
 line names a capability and a count for one agency kind; loading refuses a
-plan that no unit type of that kind could ever fill.
+plan that no unit type of that kind could ever fill. The same file sets the
+travel model (road factor, speed per unit type) and each incident type's
+family: reports of one family close together may be the same incident.
 """
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ import os
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
 
 from agencies.model import AgencyKind, UnitType, parse_kind
+from geo.travel import StraightLineTravel
 
 
 class UnknownIncidentType(ValueError):
@@ -62,8 +65,11 @@ class IncidentType:
     label: str
     default_priority: int
     plan: ResponsePlan
+    family: str = ""
 
     def __post_init__(self) -> None:
+        if not self.family:
+            object.__setattr__(self, "family", self.id)
         p = self.default_priority
         if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 5:
             raise ValueError(
@@ -81,6 +87,11 @@ def _known(names: Iterable[str]) -> str:
 class Plans:
     unit_types: Mapping[str, UnitType]
     incident_types: Mapping[str, IncidentType]
+    travel: StraightLineTravel = field(default_factory=StraightLineTravel)
+
+    def specificity(self, capability: str) -> int:
+        """How many unit types provide ``capability``: the fewer, the sooner a plan line is filled."""
+        return sum(1 for t in self.unit_types.values() if capability in t.capabilities)
 
     def incident_type(self, type_id: str) -> IncidentType:
         if type_id in self.incident_types:
@@ -123,7 +134,26 @@ def _incident_type(type_id: str, raw: Mapping, unit_types: Mapping[str, UnitType
                 )
             lines.append(PlanLine(kind, capability, count))
     label = str(raw.get("label", type_id))
-    return IncidentType(type_id, label, raw.get("default_priority"), ResponsePlan(tuple(lines)))
+    family = raw.get("family", type_id)
+    if not isinstance(family, str) or not family:
+        raise ValueError(f"family must be a non-empty name, got {family!r}")
+    return IncidentType(type_id, label, raw.get("default_priority"), ResponsePlan(tuple(lines)), family)
+
+
+def _travel(doc: Mapping, unit_types: Mapping[str, Mapping]) -> StraightLineTravel:
+    travel = doc.get("travel", {})
+    if not isinstance(travel, Mapping):
+        raise ValueError("[travel] must be a table")
+    unknown = set(travel) - {"road_factor", "default_speed_kmh"}
+    if unknown:
+        raise ValueError(f"[travel] has unknown keys: {_known(unknown)}; known: default_speed_kmh, road_factor")
+    speeds = {type_id: raw["speed_kmh"] for type_id, raw in unit_types.items() if "speed_kmh" in raw}
+    for type_id, speed in speeds.items():
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)):
+            raise ValueError(f"unit type {type_id!r}: speed_kmh must be a number, got {speed!r}")
+    defaults = StraightLineTravel()
+    return StraightLineTravel(road_factor=travel.get("road_factor", defaults.road_factor), speeds_kmh=speeds,
+                              default_speed_kmh=travel.get("default_speed_kmh", defaults.default_speed_kmh))
 
 
 @contextmanager
@@ -154,7 +184,9 @@ def _build(doc: Mapping) -> Plans:
     for type_id, raw in _section(doc, "incident_types").items():
         with _about(f"incident type {type_id!r}"):
             incident_types[type_id] = _incident_type(type_id, raw, unit_types)
-    return Plans(MappingProxyType(unit_types), MappingProxyType(incident_types))
+    with _about("travel"):
+        travel = _travel(doc, _section(doc, "unit_types"))
+    return Plans(MappingProxyType(unit_types), MappingProxyType(incident_types), travel)
 
 
 def load_plans(path: str | os.PathLike | None = None) -> Plans:

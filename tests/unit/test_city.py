@@ -173,11 +173,15 @@ class TestDemoCity:
             else:                               # FS3 in first-due area 3, EB2/EP2 in zone 2
                 assert here == [station.id[2:]], station
 
-    def test_units_start_at_their_station(self, demo):
+    def test_units_start_at_their_station_and_beat_cars_in_their_beat(self, demo):
         stations = {s.id: s for s in demo.stations}
         for unit in demo.units:
-            assert unit.home == stations[unit.station_id].location
             assert stations[unit.station_id].agency_id == unit.agency_id
+            if unit.type == "patrol":
+                beat = unit.id[:2]
+                assert [d.district_id for d in demo.districts.at(unit.home) if d.agency_id == "demo-pd"] == [beat]
+            else:
+                assert unit.home == stations[unit.station_id].location
 
     @pytest.mark.parametrize("incident_type", sorted(PLANS.incident_types))
     def test_every_plan_can_be_filled(self, demo, incident_type):
