@@ -14,7 +14,7 @@ from . import commands as c
 from . import state as st
 from .errors import Forbidden, Invalid, Unauthorized
 from .events import Recorded
-from .handlers import assignment_of, incident_of, unit_of
+from .handlers import assignment_of, current_recommendation, incident_of, unit_of
 from .log import format_at, request_hash
 from .node import Node
 from .tracks import Fix
@@ -67,11 +67,6 @@ def not_ahead(value: datetime, now: datetime, name: str) -> datetime:
     if value > now + CLOCK_SKEW:
         raise Invalid(f"{name} {format_at(value)} is in the future; check the device's clock")
     return min(value, now)
-
-
-def scratch_state(records: tuple[Recorded, ...]) -> st.State:
-    """The state the given records alone produce: the answer exactly as it was first given."""
-    return st.fold(records, st.State(seq=records[0].seq - 1)) if records else st.State()
 
 
 async def _run(request: Request, node: Node, cmd: c.Command, p: auth.Principal,
@@ -132,7 +127,7 @@ async def report_incident(body: schemas.IncidentIn, request: Request, node: Node
         reported_at=format_at(not_ahead(body.reported_at or clock(), clock(), "reported_at")),
         address=body.address, description=body.description)
     result = await _run(request, node, cmd, p, key, body.model_dump(mode="json"))
-    first = scratch_state(result.records)
+    first = st.replay_incident(result.records)  # the answer exactly as first given, also on a retry
     incident = next(iter(first.incidents.values()))
     return schemas.incident_view(incident, first, node.catalog)
 
@@ -153,6 +148,13 @@ async def list_incidents(node: NodeDep, p: PrincipalDep,
 async def get_incident(incident_id: str, node: NodeDep, p: PrincipalDep):
     incident, state = await _visible_incident(node, p, incident_id)
     return schemas.incident_view(incident, state, node.catalog)
+
+
+@router.get("/incidents/{incident_id}/recommendation", summary="The units proposed now, per plan line, with reasons")
+async def recommendation(incident_id: str, node: NodeDep, p: PrincipalDep, clock: ClockDep):
+    _, state = await _visible_incident(node, p, incident_id)
+    made = current_recommendation(state, incident_id, node.catalog)
+    return {"incident_id": incident_id, "computed_at": format_at(clock()), "seq": node.state.seq, **made.to_json()}
 
 
 @router.post("/incidents/{incident_id}/assignments", status_code=201, summary="Assign units")

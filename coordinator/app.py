@@ -4,7 +4,7 @@ import json
 import logging
 import uuid
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from anyio import to_thread
@@ -23,7 +23,8 @@ from .auth import Principal
 from .bus import make_bus
 from .commands import CommissionUnits
 from .errors import STATUS, CommandpostError, Conflict
-from .handlers import Catalog
+from .dispatch import Fleet
+from .handlers import Catalog, Policy
 from .log import EventLog, make_engine, migrate
 from .metrics import Metrics
 from .node import Node
@@ -56,9 +57,22 @@ def open_node(settings: Settings, clock: Clock = utc_now, city: City | None = No
     engine = make_engine(settings.log_url)
     migrate(engine)
     event_log = EventLog(engine, clock)
-    catalog = Catalog(ensure_city(event_log, settings, city), load_plans())
+    catalog = Catalog(ensure_city(event_log, settings, city), load_plans(), Fleet(), policy(settings))
+    check_policy(catalog)
     return Node(event_log, Tracks(engine), make_bus(settings.redis_url), catalog,
                 snapshot_every=settings.snapshot_every, poll_interval_s=settings.poll_interval_s)
+
+
+def policy(settings: Settings) -> Policy:
+    return Policy(duplicate_radius_m=settings.duplicate_radius_m,
+                  duplicate_window=timedelta(minutes=settings.duplicate_window_min),
+                  auto_dispatch=dict(settings.auto_dispatch))
+
+
+def check_policy(catalog: Catalog) -> None:
+    unknown = sorted(set(catalog.policy.auto_dispatch) - set(catalog.plans.incident_types) - {"*"})
+    if unknown:
+        raise ValueError(f"CP_AUTO_DISPATCH names unknown incident types: {', '.join(unknown)}")
 
 
 async def start_node(node: Node) -> None:

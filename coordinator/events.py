@@ -7,7 +7,7 @@ hashed, stored and sent on the wire is one and the same document.
 import abc
 import hashlib
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 GENESIS_HASH = "0" * 64
@@ -59,6 +59,21 @@ class IncidentReported(IncidentEvent):
     agencies: list[str]
     address: str | None = None
     description: str | None = None
+    possible_duplicate_of: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RecommendationMade(IncidentEvent):
+    """The units proposed for an incident and why, with every input the decision read (the plan,
+    the travel model, the units considered with their positions) so it can be re-derived later."""
+
+    incident_id: str
+    trigger: str
+    lines: list[dict]
+    shortfall: list[dict]
+    coverage_cost: list[dict]
+    responsible: list[dict]
+    inputs: dict
 
 
 @dataclass(frozen=True)
@@ -108,7 +123,7 @@ class IncidentClosed(IncidentEvent):
 
 REGISTRY: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (UnitCommissioned, IncidentReported, NoteAdded, UnitAssigned, AssignmentAcknowledged,
+    for cls in (UnitCommissioned, IncidentReported, RecommendationMade, NoteAdded, UnitAssigned, AssignmentAcknowledged,
                 AssignmentEnded, UnitStatusChanged, IncidentClosed)
 }
 

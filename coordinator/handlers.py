@@ -5,25 +5,67 @@ causes together with the stream versions it saw; the log refuses the append if a
 writer changed one of those streams in between (a 409, state unchanged).
 """
 
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from datetime import datetime, timedelta
+from functools import cached_property
 
 from agencies.city import City
-from agencies.lifecycle import ENGAGED, InvalidTransition, UnitStatus, check_transition, parse_status
-from agencies.plans import Plans
+from agencies.jurisdiction import Jurisdiction, Responsibility
+from agencies.lifecycle import (
+    ENGAGED,
+    InvalidTransition,
+    UnitStatus,
+    check_transition,
+    parse_status,
+)
+from agencies.model import AgencyKind
+from agencies.plans import IncidentType, PlanLine, Plans, ResponsePlan
+from agencies.recommend import (
+    Candidate,
+    CandidateList,
+    Candidates,
+    Recommendation,
+    recommend,
+)
+from geo import LatLon, haversine_m
+from geo.travel import StraightLineTravel
 
 from . import commands as c
 from . import events as e
+from .dispatch import Fleet
 from .errors import Conflict, Invalid, NotFound
 from .state import Assignment, Incident, State, Unit
 
 
 @dataclass(frozen=True)
+class Policy:
+    """The centre's dispatch policy. ``auto_dispatch``: incident type (or ``*``) -> the least urgent
+    priority whose recommendation is assigned at once, without a dispatcher's click."""
+
+    duplicate_radius_m: float = 200.0
+    duplicate_window: timedelta = timedelta(minutes=30)
+    auto_dispatch: Mapping[str, int] = field(default_factory=dict)
+
+    def auto_dispatches(self, incident_type: str, priority: int) -> bool:
+        limit = self.auto_dispatch.get(incident_type, self.auto_dispatch.get("*"))
+        return limit is not None and priority <= limit
+
+
+@dataclass(frozen=True)
 class Catalog:
-    """What decisions read besides state: the city's agencies, districts and stations, and the run cards."""
+    """What decisions read besides state: the city's agencies, districts and stations, the run cards,
+    the dispatch policy, and the live fleet picture (positions are telemetry, not in state)."""
 
     city: City
     plans: Plans
+    fleet: Fleet = field(default_factory=Fleet)
+    policy: Policy = field(default_factory=Policy)
+
+    @cached_property
+    def jurisdiction(self) -> Jurisdiction:
+        return Jurisdiction(self.city)
 
 
 @dataclass(frozen=True)
@@ -87,23 +129,118 @@ def commission_units(state: State, cmd: c.CommissionUnits, catalog: Catalog) -> 
 
 
 def report_incident(state: State, cmd: c.ReportIncident, catalog: Catalog) -> Decision:
+    """Record the report, whose districts it lies in, possible duplicates and the recommendation;
+    where the policy says so, assign the recommended units at once."""
     if cmd.incident_id in state.incidents:
         raise Conflict(f"Incident {cmd.incident_id} already exists")
     try:
         incident_type = catalog.plans.incident_type(cmd.incident_type)
     except ValueError as err:
         raise Invalid(str(err)) from None
-    districts = catalog.city.districts.at(cmd.location)
-    kinds = incident_type.plan.kinds()
-    agencies = sorted({d.agency_id for d in districts if catalog.city.agency(d.agency_id).kind in kinds})
-    event = e.IncidentReported(
-        incident_id=cmd.incident_id, incident_type=incident_type.id,
-        priority=cmd.priority if cmd.priority is not None else incident_type.default_priority,
-        location=cmd.location.to_json(), reported_at=cmd.reported_at,
-        districts=[{"agency_id": d.agency_id, "district_id": d.district_id, "name": d.name} for d in districts],
-        agencies=agencies, address=cmd.address, description=cmd.description,
-    )
-    return Decision((event,), _expect(state, event.stream()))
+    covering = catalog.jurisdiction.districts_at(cmd.location)
+    responsible = catalog.jurisdiction.responsible(cmd.location, incident_type.plan.kinds(), covering)
+    districts = [{"agency_id": d.agency_id, "district_id": d.district_id, "name": d.name} for d in covering]
+    districts += [{"agency_id": r.district.agency_id, "district_id": r.district.district_id, "name": r.district.name,
+                   "outside": True, "distance_m": round(r.outside_m, 1)}
+                  for r in responsible if r.outside_m is not None and r.district is not None]
+    priority = cmd.priority if cmd.priority is not None else incident_type.default_priority
+    duplicates = possible_duplicates(state, cmd, incident_type, catalog)
+    reported = e.IncidentReported(
+        incident_id=cmd.incident_id, incident_type=incident_type.id, priority=priority,
+        location=cmd.location.to_json(), reported_at=cmd.reported_at, districts=districts,
+        agencies=sorted({a for r in responsible for a in r.agency_ids}), address=cmd.address,
+        description=cmd.description, possible_duplicate_of=duplicates)
+    made = _recommendation(catalog, incident_type.plan, cmd.location, responsible)
+    found: list[e.Event] = [reported, recommendation_made(cmd.incident_id, "intake", made, incident_type.plan,
+                                                          cmd.location, catalog)]
+    streams = [reported.stream()]
+    if catalog.policy.auto_dispatches(incident_type.id, priority) and not duplicates:
+        for pick in made.picks:
+            found.append(e.UnitAssigned(incident_id=cmd.incident_id, unit_id=pick.unit_id,
+                                        assignment_id=auto_assignment_id(cmd.incident_id, pick.unit_id)))
+            found.append(e.UnitStatusChanged(unit_id=pick.unit_id, status=UnitStatus.DISPATCHED.value,
+                                             previous=UnitStatus.AVAILABLE.value, incident_id=cmd.incident_id))
+            streams.append(f"unit/{pick.unit_id}")
+    return Decision(tuple(found), _expect(state, *streams))
+
+
+def auto_assignment_id(incident_id: str, unit_id: str) -> str:
+    """Deterministic, so the decision stays pure: a new incident has no earlier assignment of that unit."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"commandpost:auto-dispatch:{incident_id}:{unit_id}"))
+
+
+def possible_duplicates(state: State, cmd: c.ReportIncident, incident_type: IncidentType,
+                        catalog: Catalog) -> list[str]:
+    """Open incidents of the same family within the policy's radius and time window, nearest first."""
+    policy = catalog.policy
+    when = datetime.fromisoformat(cmd.reported_at)
+    found = []
+    for other in state.incidents.values():
+        if other.status != "open":
+            continue
+        other_type = catalog.plans.incident_types.get(other.type)
+        if other_type is None or other_type.family != incident_type.family:
+            continue
+        if abs(datetime.fromisoformat(other.reported_at) - when) > policy.duplicate_window:
+            continue
+        metres = haversine_m(cmd.location, LatLon.from_json(other.location))
+        if metres <= policy.duplicate_radius_m:
+            found.append((metres, other.id))
+    return [incident_id for _, incident_id in sorted(found)]
+
+
+def _recommendation(catalog: Catalog, plan: ResponsePlan, location: LatLon, responsible: list[Responsibility],
+                    already=(), exclude=(), source: Candidates | None = None, travel: StraightLineTravel | None = None,
+                    specificity: Mapping[str, int] | None = None) -> Recommendation:
+    if specificity is None:
+        specificity = {line.capability: catalog.plans.specificity(line.capability) for line in plan.lines}
+    return recommend(plan, location, responsible, source or catalog.fleet, travel or catalog.plans.travel,
+                     catalog.jurisdiction, specificity, already, exclude)
+
+
+def recommendation_made(incident_id: str, trigger: str, made: Recommendation, plan: ResponsePlan,
+                        location: LatLon, catalog: Catalog, already=(), exclude=()) -> e.RecommendationMade:
+    doc = made.to_json()
+    inputs = {"location": location.to_json(),
+              "plan": [{"kind": str(line.kind), "capability": line.capability, "count": line.count}
+                       for line in plan.lines],
+              "specificity": {line.capability: catalog.plans.specificity(line.capability) for line in plan.lines},
+              "travel": dict(made.travel), "units": [u.to_json() for u in made.considered],
+              "already": [{"agency_id": a, "capabilities": sorted(caps)} for a, caps in already],
+              "exclude": sorted(exclude)}
+    return e.RecommendationMade(incident_id=incident_id, trigger=trigger, lines=doc["lines"],
+                                shortfall=doc["shortfall"], coverage_cost=doc["coverage_cost"],
+                                responsible=doc["responsible"], inputs=inputs)
+
+
+def current_recommendation(state: State, incident_id: str, catalog: Catalog) -> Recommendation:
+    """What the plan still needs now, given the units already on the incident (a read-only query)."""
+    incident = incident_of(state, incident_id)
+    if incident.status != "open":
+        raise Conflict(f"Incident {incident.id} is closed; there is nothing to recommend")
+    try:
+        plan = catalog.plans.incident_type(incident.type).plan
+    except ValueError as err:
+        raise Invalid(str(err)) from None
+    location = LatLon.from_json(incident.location)
+    responsible = catalog.jurisdiction.responsible(location, plan.kinds())
+    already = [(unit.agency_id, frozenset(unit.capabilities)) for a in incident.assignment_ids
+               if state.assignments[a].active and (unit := state.units.get(state.assignments[a].unit_id))]
+    return _recommendation(catalog, plan, location, responsible, already)
+
+
+def rederive(data: Mapping, catalog: Catalog) -> Recommendation:
+    """A logged ``RecommendationMade`` decided again from its own recorded inputs (plan, travel model,
+    units considered and their positions), against the city's districts: for audits, and for the
+    tests that prove a past decision can be explained exactly."""
+    inputs = data["inputs"]
+    plan = ResponsePlan(tuple(PlanLine(AgencyKind(x["kind"]), x["capability"], x["count"]) for x in inputs["plan"]))
+    location = LatLon.from_json(inputs["location"])
+    responsible = catalog.jurisdiction.responsible(location, plan.kinds())
+    already = [(a["agency_id"], frozenset(a["capabilities"])) for a in inputs["already"]]
+    return _recommendation(catalog, plan, location, responsible, already, inputs["exclude"],
+                           CandidateList(Candidate.from_json(u) for u in inputs["units"]),
+                           StraightLineTravel.from_description(inputs["travel"]), inputs["specificity"])
 
 
 def add_note(state: State, cmd: c.AddNote, catalog: Catalog) -> Decision:

@@ -18,6 +18,7 @@ from . import auth, handlers
 from . import state as st
 from .bus import Bus
 from .commands import Command
+from .dispatch import Fleet
 from .errors import NotFound, Unavailable
 from .events import Recorded
 from .log import AppendResult, EventLog
@@ -34,6 +35,7 @@ class Node:
         self.tracks = tracks
         self.bus = bus
         self.catalog = catalog
+        self.fleet = catalog.fleet if catalog is not None else Fleet()
         self.snapshot_every = snapshot_every
         self.poll_interval_s = poll_interval_s
         self.state = st.State()
@@ -48,6 +50,7 @@ class Node:
     async def start(self) -> None:
         self.state, self._snapshot_seq = await to_thread.run_sync(self.rebuild)
         await to_thread.run_sync(self.tracks.load)
+        self.fleet.reset(self.state, {unit_id: fix.location for unit_id, fix in self.tracks.latest.items()})
         self._subscription = self.bus.subscribe()
         self._follower = asyncio.create_task(self._follow(), name="commandpost-follow")
 
@@ -100,7 +103,10 @@ class Node:
         if unit_id not in self.state.units:
             raise NotFound(f"No unit {unit_id}")
         auth.may_move(principal, self.state, unit_id)
-        return await to_thread.run_sync(self.tracks.record, unit_id, fix)
+        stored = await to_thread.run_sync(self.tracks.record, unit_id, fix)
+        if self.tracks.latest.get(unit_id) is fix:  # not a late packet: the fleet index follows
+            self.fleet.move(unit_id, fix.location)
+        return stored
 
     # -- reads (the log and tracks, in a worker thread) ---------------------------------------------
     async def read(self, after: int, limit: int) -> list[Recorded]:
@@ -152,6 +158,7 @@ class Node:
     def _apply(self, records) -> None:
         for rec in records:
             if st.apply(self.state, rec):
+                self.fleet.observe(rec, self.state)
                 for listener in self.listeners:
                     listener(rec)
 

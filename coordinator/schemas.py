@@ -99,6 +99,7 @@ def incident_view(i: st.Incident, state: st.State, catalog: Catalog) -> dict[str
         "districts": i.districts, "agencies": i.agencies, "reported_at": i.reported_at, "opened_at": i.opened_at,
         "closed_at": i.closed_at, "disposition": i.disposition, "notes": i.notes,
         "assignments": [assignment_view(state.assignments[a]) for a in i.assignment_ids],
+        "possible_duplicate_of": i.possible_duplicate_of, "recommendation": i.recommendation,
         "version": state.version(f"incident/{i.id}"),
     }
 

@@ -25,6 +25,9 @@ class Settings:
     poll_interval_s: float = 1.0
     host: str = "127.0.0.1"
     port: int = 8000
+    duplicate_radius_m: float = 200.0
+    duplicate_window_min: float = 30.0
+    auto_dispatch: tuple[tuple[str, int], ...] = ()
 
     @property
     def log_url(self) -> str:
@@ -50,6 +53,10 @@ def from_env(environ: Mapping[str, str]) -> Settings:
             raise ValueError(f"CP_{name} must be a number, got {raw!r}") from None
 
     defaults = Settings()
+    for name in ("DUPLICATE_RADIUS_M", "DUPLICATE_WINDOW_MIN"):
+        value = number(name, float, 0.0)
+        if not 0 <= value < float("inf"):
+            raise ValueError(f"CP_{name} must be a number of zero or more, got {get(name)!r}")
     return Settings(
         data_dir=Path(get("DATA_DIR") or defaults.data_dir),
         database_url=get("DATABASE_URL"),
@@ -62,7 +69,25 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         poll_interval_s=number("POLL_INTERVAL_S", float, defaults.poll_interval_s),
         host=get("HOST") or defaults.host,
         port=number("PORT", int, defaults.port),
+        duplicate_radius_m=number("DUPLICATE_RADIUS_M", float, defaults.duplicate_radius_m),
+        duplicate_window_min=number("DUPLICATE_WINDOW_MIN", float, defaults.duplicate_window_min),
+        auto_dispatch=parse_auto_dispatch(get("AUTO_DISPATCH")),
     )
+
+
+def parse_auto_dispatch(text: str | None) -> tuple[tuple[str, int], ...]:
+    """``"structure_fire:2,cardiac_arrest:1,*:1"``: assign the recommendation at once for reports of
+    that type (``*``: any type) whose priority is that urgent or more (1 = most urgent)."""
+    found = []
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, _, limit = item.partition(":")
+        if not name.strip() or limit.strip() not in {"1", "2", "3", "4", "5"}:
+            raise ValueError(f"CP_AUTO_DISPATCH entry {item.strip()!r} must read TYPE:PRIORITY with a "
+                             f"priority from 1 to 5, e.g. structure_fire:2 or *:1")
+        found.append((name.strip(), int(limit)))
+    return tuple(found)
 
 
 def resolve_secret(settings: Settings) -> str:

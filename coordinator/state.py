@@ -63,6 +63,8 @@ class Incident:
     disposition: str | None = None
     notes: list[dict[str, str]] = field(default_factory=list)
     assignment_ids: list[str] = field(default_factory=list)
+    possible_duplicate_of: list[str] = field(default_factory=list)
+    recommendation: dict[str, Any] | None = None
 
 
 @dataclass
@@ -92,7 +94,15 @@ def _incident_reported(state: State, rec: Recorded, d: dict[str, Any]) -> None:
         id=d["incident_id"], type=d["incident_type"], priority=d["priority"], location=dict(d["location"]),
         reported_at=d["reported_at"], opened_at=rec.at, districts=[dict(x) for x in d["districts"]],
         agencies=list(d["agencies"]), address=d.get("address"), description=d.get("description"),
+        possible_duplicate_of=list(d.get("possible_duplicate_of", ())),
     )
+
+
+def _recommendation_made(state: State, rec: Recorded, d: dict[str, Any]) -> None:
+    """The incident keeps the latest recommendation, without the inputs it was made from."""
+    state.incidents[d["incident_id"]].recommendation = {
+        "at": rec.at, "seq": rec.seq, "trigger": d["trigger"], "lines": d["lines"], "shortfall": d["shortfall"],
+        "coverage_cost": d["coverage_cost"], "responsible": d["responsible"]}
 
 
 def _note_added(state: State, rec: Recorded, d: dict[str, Any]) -> None:
@@ -149,6 +159,7 @@ def _expire(state: State, now: str) -> None:
 APPLY: dict[str, Callable[[State, Recorded, dict[str, Any]], None]] = {
     "UnitCommissioned": _unit_commissioned,
     "IncidentReported": _incident_reported,
+    "RecommendationMade": _recommendation_made,
     "NoteAdded": _note_added,
     "UnitAssigned": _unit_assigned,
     "AssignmentAcknowledged": _assignment_acknowledged,

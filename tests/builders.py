@@ -9,7 +9,8 @@ from agencies.model import Agency, AgencyKind, Station
 from agencies.plans import load_plans
 from coordinator import events as ev
 from coordinator import state as st
-from coordinator.handlers import Catalog
+from coordinator.dispatch import Fleet
+from coordinator.handlers import Catalog, Policy
 from coordinator.log import format_at
 from geo import District, DistrictIndex, LatLon
 
@@ -41,8 +42,12 @@ def tiny_city() -> City:
     return City("Tiny", agencies, (station,), districts, units)
 
 
-def catalog() -> Catalog:
-    return Catalog(tiny_city(), load_plans())
+def catalog(state: st.State | None = None, positions: dict | None = None, policy: Policy | None = None) -> Catalog:
+    """The tiny city's catalog; its fleet holds ``state``'s units at ``positions`` (else at home)."""
+    fleet = Fleet()
+    if state is not None:
+        fleet.reset(state, positions or {})
+    return Catalog(tiny_city(), load_plans(), fleet, policy or Policy())
 
 
 T0 = datetime(2026, 11, 26, 20, 0, 0, tzinfo=timezone.utc)

@@ -122,7 +122,7 @@ def test_an_agency_console_still_reads_the_history_of_its_incidents_after_they_l
     assert incident["id"] not in client.app.state.node.state.incidents
     seen = client.get("/v1/events", params={"limit": 5000}, headers=fire).json()["events"]
     mine = [e["type"] for e in seen if e["stream"] == f"incident/{incident['id']}"]
-    assert mine == ["IncidentReported", "IncidentClosed"]
+    assert mine == ["IncidentReported", "RecommendationMade", "IncidentClosed"]
     police = token("dispatcher", agency="pd")
     assert not [e for e in client.get("/v1/events", params={"limit": 5000}, headers=police).json()["events"]
                 if e["stream"] == f"incident/{incident['id']}"]

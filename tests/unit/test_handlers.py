@@ -1,14 +1,17 @@
 """Decisions, written as: given these events, when this command, then these events."""
 
+from datetime import timedelta
+
 import pytest
 
 from coordinator import commands as c
 from coordinator import events as ev
 from coordinator.errors import Conflict, Invalid, NotFound
-from coordinator.handlers import decide
+from coordinator.handlers import Policy, current_recommendation, decide, rederive
+from coordinator.log import format_at
+from geo import LatLon
 
 from ..builders import IN_EAST, IN_WEST, ON_BORDER, OUTSIDE, T0, catalog, given
-from coordinator.log import format_at
 
 AT = format_at(T0)
 
@@ -30,23 +33,28 @@ def assigned(unit="E1", assignment="a1", incident="i1"):
 class TestReportIncident:
     def test_records_the_districts_that_cover_the_point_and_the_agencies_the_plan_needs(self):
         decision = decide(given(), report(), catalog())
-        [event] = decision.events
-        assert isinstance(event, ev.IncidentReported)
+        event, recommended = decision.events
+        assert isinstance(event, ev.IncidentReported) and isinstance(recommended, ev.RecommendationMade)
         assert [(d["agency_id"], d["district_id"]) for d in event.districts] == [("ems", "Z1"), ("fd", "1"), ("pd", "WEST")]
         assert event.agencies == ["ems", "fd", "pd"]
         assert decision.expect == {"incident/i1": 0}
 
     def test_a_point_on_a_shared_border_belongs_to_both_beats(self):
-        [event] = decide(given(), report(where=ON_BORDER), catalog()).events
+        event, _ = decide(given(), report(where=ON_BORDER), catalog()).events
         assert [d["district_id"] for d in event.districts if d["agency_id"] == "pd"] == ["EAST", "WEST"]
 
     def test_only_agencies_whose_kind_is_in_the_plan_are_involved(self):
-        [event] = decide(given(), report(kind="robbery_in_progress", where=IN_EAST), catalog()).events
+        event, _ = decide(given(), report(kind="robbery_in_progress", where=IN_EAST), catalog()).events
         assert "pd" in event.agencies and "fd" not in event.agencies
 
-    def test_outside_every_district_the_incident_is_still_recorded_with_no_district(self):
-        [event] = decide(given(), report(where=OUTSIDE), catalog()).events
-        assert event.districts == [] and event.agencies == []
+    def test_outside_every_district_the_nearest_district_of_each_kind_answers_flagged_outside(self):
+        state = given()
+        event, recommended = decide(state, report(where=OUTSIDE), catalog(state)).events
+        assert [(d["agency_id"], d["outside"]) for d in event.districts] == [("ems", True), ("fd", True), ("pd", True)]
+        assert all(d["distance_m"] > 100_000 for d in event.districts)   # 38.5 N -121.0 is ~150 km away
+        assert event.agencies == ["ems", "fd", "pd"]
+        assert all(r["outside"] for r in recommended.responsible)
+        assert "outside the nearest district" in recommended.lines[0]["units"][0]["reason"]
 
     def test_priority_defaults_to_the_type_and_can_be_overridden(self):
         default = catalog().plans.incident_type("structure_fire").default_priority
@@ -166,3 +174,67 @@ class TestCommissionUnits:
         from agencies.city import UnitSpec
         with pytest.raises(Conflict, match="E1 is already in service"):
             decide(given(), c.CommissionUnits((UnitSpec("E1", "fd", "engine", "1", IN_WEST),)), catalog())
+
+
+class TestRecommendationAtIntake:
+    def test_the_recommendation_is_logged_with_its_inputs_and_rederives_exactly(self):
+        state = given()
+        cat = catalog(state)
+        _, made = decide(state, report(), cat).events
+        assert made.trigger == "intake" and made.shortfall == []
+        units = {u["unit_id"] for u in made.inputs["units"]}
+        picks = [u["unit_id"] for line in made.lines for u in line["units"]]
+        assert set(picks) <= units and len(picks) == len(set(picks))
+        assert rederive(ev.to_data(made), cat).to_json()["lines"] == made.lines
+
+    def test_busy_units_are_not_proposed_and_a_move_changes_who_is_nearest(self):
+        state = given(reported("i0"), *assigned("E1", "a1", "i0"))
+        cat = catalog(state, positions={"E3": IN_WEST})
+        _, made = decide(state, report(kind="vehicle_fire"), cat).events
+        [engine] = [line for line in made.lines if line["capability"] == "engine"]
+        assert [u["unit_id"] for u in engine["units"]] == ["E3"] and engine["units"][0]["distance_m"] == 0.0
+
+    def test_auto_dispatch_assigns_the_recommendation_when_the_policy_covers_type_and_priority(self):
+        state = given()
+        policy = Policy(auto_dispatch={"cardiac_arrest": 1})
+        events = decide(state, report(kind="cardiac_arrest"), catalog(state, policy=policy)).events
+        assigned_units = [x.unit_id for x in events if isinstance(x, ev.UnitAssigned)]
+        assert sorted(assigned_units) == ["E1", "M1", "M2"]
+        assert [x.status for x in events if isinstance(x, ev.UnitStatusChanged)] == ["dispatched"] * 3
+        not_urgent = decide(state, report(kind="cardiac_arrest", priority=2), catalog(state, policy=policy)).events
+        assert not any(isinstance(x, ev.UnitAssigned) for x in not_urgent)
+
+    def test_a_report_near_an_open_incident_of_the_same_family_is_flagged_as_a_possible_duplicate(self):
+        state = given(reported("i0", kind="fire_alarm"), reported("far", kind="structure_fire"))
+        near = LatLon(IN_WEST.lat + 0.001, IN_WEST.lon)     # ~110 m north
+        event, _ = decide(state, report("i1", where=near), catalog(state)).events
+        assert event.possible_duplicate_of == ["far", "i0"]   # both 110 m away: nearest first, then by id
+
+    def test_other_families_distant_reports_and_old_ones_are_not_duplicates(self):
+        state = given(reported("i0", kind="shooting"))
+        event, _ = decide(state, report("i1"), catalog(state)).events
+        assert event.possible_duplicate_of == []
+        two_km = LatLon(IN_WEST.lat + 0.018, IN_WEST.lon)
+        state = given(reported("i0", kind="structure_fire"))
+        assert decide(state, report("i1", where=two_km), catalog(state)).events[0].possible_duplicate_of == []
+        later = c.ReportIncident("i1", "structure_fire", None, IN_WEST, format_at(T0 + timedelta(hours=1)))
+        assert decide(state, later, catalog(state)).events[0].possible_duplicate_of == []
+
+    def test_a_possible_duplicate_is_never_auto_dispatched(self):
+        state = given(reported("i0", kind="cardiac_arrest"))
+        policy = Policy(auto_dispatch={"*": 5})
+        events = decide(state, report("i1", kind="cardiac_arrest"), catalog(state, policy=policy)).events
+        assert events[0].possible_duplicate_of == ["i0"] and len(events) == 2
+
+
+class TestCurrentRecommendation:
+    def test_units_already_assigned_count_toward_the_plan(self):
+        state = given(reported(), *assigned("E1", "a1"), *assigned("E2", "a2"))
+        now = current_recommendation(state, "i1", catalog(state))
+        [engine] = [line for line in now.lines if line.capability == "engine"]
+        assert engine.already == 2 and [p.unit_id for p in engine.picks] == ["E3"]
+
+    def test_a_closed_incident_has_nothing_to_recommend(self):
+        state = given(reported(), ev.IncidentClosed(incident_id="i1"))
+        with pytest.raises(Conflict, match="closed"):
+            current_recommendation(state, "i1", catalog(state))
