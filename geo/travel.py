@@ -50,7 +50,7 @@ class StraightLineTravel:
         set_ = object.__setattr__
         set_(self, "road_factor", _positive(self.road_factor, "road_factor", 1.0, strict=False))
         set_(self, "default_speed_kmh", _positive(self.default_speed_kmh, "default_speed_kmh", 0.0, strict=True))
-        if not isinstance(self.speeds_kmh, Mapping):  # bad data from a file or the log: ValueError, like the rest
+        if not isinstance(self.speeds_kmh, Mapping):  # bad data from a file or the log, like the rest
             raise ValueError(  # noqa: TRY004
                 f"speeds_kmh must map unit type ids to km/h, got {type(self.speeds_kmh).__name__}")
         speeds = {}
@@ -85,8 +85,9 @@ class StraightLineTravel:
         if d.get("model") != "straight_line":
             raise ValueError(f"not a straight-line travel model description: model is {d.get('model')!r}")
         keys = {"model", "road_factor", "default_speed_kmh", "speeds_kmh"}
-        missing, unknown = sorted(keys - set(d)), sorted(set(d) - keys, key=str)
-        if missing or unknown:
+        missing = ", ".join(sorted(keys - set(d))) or "-"
+        unknown = ", ".join(sorted(map(str, set(d) - keys))) or "-"
+        if missing != "-" or unknown != "-":
             raise ValueError(f"a straight-line travel model description needs exactly {', '.join(sorted(keys))}; "
-                             f"missing: {', '.join(missing) or '-'}; unknown: {', '.join(map(str, unknown)) or '-'}")
+                             f"missing: {missing}; unknown: {unknown}")
         return cls(d["road_factor"], d["speeds_kmh"], d["default_speed_kmh"])

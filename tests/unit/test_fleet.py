@@ -144,8 +144,10 @@ def test_at_60_north_a_unit_50_km_east_beats_one_66_7_km_north_though_it_is_more
     incident = LatLon(60.0, 10.0)
     east = east_of(incident, 50_000.0)
     north = LatLon(60.0 + 66_700.0 / M_PER_DEG, 10.0)
-    degrees = {name: math.hypot(p.lat - incident.lat, p.lon - incident.lon) for name, p in [("east", east), ("north", north)]}
-    assert degrees["north"] < degrees["east"]  # the trap: nearest in degrees would send "north"
+    def degrees(p: LatLon) -> float:
+        return math.hypot(p.lat - incident.lat, p.lon - incident.lon)
+
+    assert degrees(north) < degrees(east)  # the trap: nearest in degrees would send "north"
 
     index = fleet(("north", north, ("engine",)), ("east", east, ("engine",)), origin=incident)
 
@@ -188,6 +190,19 @@ def test_near_the_pole_the_nearest_unit_may_be_on_the_far_side_of_it():
     assert ids(index.nearest("engine", incident, 3)) == ["quarter-round", "over-the-pole", "same-meridian"]
 
 
+def test_a_unit_at_the_pole_is_not_skipped_by_a_search_that_starts_beside_it():
+    # Longitude says nothing about distance at the pole. Six hundred units further south make
+    # the search go ring by ring, and it must not settle on "south" before reading "pole".
+    incident = LatLon(89.99, 0.0)
+    index = fleet(("pole", LatLon(90.0, 90.0), ("engine",)), ("south", LatLon(89.9797, 0.0), ("engine",)),
+                  origin=incident, cell_m=200.0)
+    for i in range(600):
+        index.put(f"f{i:03d}", LatLon(89.7 + 0.1 * (i % 30) / 30, -180 + 18 * (i // 30)), ["engine"])
+    found = index.nearest("engine", incident, 2)
+    assert ids(found) == ["pole", "south"]
+    assert found[0][0] == pytest.approx(1112, abs=1) and found[1][0] == pytest.approx(1145, abs=1)
+
+
 # -- ties -------------------------------------------------------------------------------------------
 
 def test_units_at_the_same_distance_come_out_by_unit_id():
@@ -203,6 +218,17 @@ def test_mirror_images_tie_exactly_and_come_out_by_unit_id():
     index = fleet(("south", LatLon(-0.01, 30.0), ("als",)), ("north", LatLon(0.01, 30.0), ("als",)))
     (d1, first), (d2, second) = index.nearest("als", incident, 2)
     assert (first, second) == ("north", "south") and d1 == d2
+
+
+def test_a_tie_split_across_the_edge_of_the_searched_cells_still_comes_out_by_unit_id():
+    # With 1 km cells about (0, 0), "a" lies 0.33 m east of the edge of the incident's cell and
+    # is read one ring after its mirror image "b", which must wait for it. Dyadic longitudes
+    # make the two distances exactly equal.
+    incident = LatLon(0.0, 7562449 / 2**30)
+    a, b = LatLon(0.0, 9659601 / 2**30), LatLon(0.0, 5465297 / 2**30)
+    assert haversine_m(incident, a) == haversine_m(incident, b)
+    index = fleet(("b", b, ("engine",)), ("a", a, ("engine",)), origin=LatLon(0.0, 0.0), cell_m=1000.0)
+    assert ids(index.nearest("engine", incident, 2)) == ["a", "b"]
 
 
 # -- updates take effect at once ------------------------------------------------------------------
@@ -306,7 +332,8 @@ def test_nearest_returns_fewer_than_k_when_fewer_exist_and_nothing_for_an_empty_
 
 
 def test_a_query_far_outside_the_city_still_finds_the_nearest():
-    index = fleet(("west", offset(CENTRE, -10_000, 0), ("engine",)), ("east", offset(CENTRE, 10_000, 0), ("engine",)))
+    index = fleet(("west", offset(CENTRE, -10_000, 0), ("engine",)),
+                  ("east", offset(CENTRE, 10_000, 0), ("engine",)))
     far_east = offset(CENTRE, 300_000, 0)
     assert ids(index.nearest("engine", far_east, 2)) == ["east", "west"]
 
