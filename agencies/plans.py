@@ -88,6 +88,7 @@ class Plans:
     unit_types: Mapping[str, UnitType]
     incident_types: Mapping[str, IncidentType]
     travel: StraightLineTravel = field(default_factory=StraightLineTravel)
+    turnout_s: Mapping[str, float] = field(default_factory=dict)   # unit type -> dispatch to rolling, in quarters
 
     def specificity(self, capability: str) -> int:
         """How many unit types provide ``capability``: the fewer, the sooner a plan line is filled."""
@@ -186,7 +187,13 @@ def _build(doc: Mapping) -> Plans:
             incident_types[type_id] = _incident_type(type_id, raw, unit_types)
     with _about("travel"):
         travel = _travel(doc, _section(doc, "unit_types"))
-    return Plans(MappingProxyType(unit_types), MappingProxyType(incident_types), travel)
+    turnout = {}
+    for type_id, raw in _section(doc, "unit_types").items():
+        seconds = raw.get("turnout_s", 0)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 3600:
+            raise ValueError(f"unit type {type_id!r}: turnout_s must be seconds from 0 to 3600, got {seconds!r}")
+        turnout[type_id] = float(seconds)
+    return Plans(MappingProxyType(unit_types), MappingProxyType(incident_types), travel, MappingProxyType(turnout))
 
 
 def load_plans(path: str | os.PathLike | None = None) -> Plans:

@@ -42,16 +42,17 @@ class Candidate:
     station_id: str | None
     location: LatLon
     capabilities: frozenset[str]
+    in_quarters: bool = False   # at its station: it pays the turnout time before it rolls
 
     def to_json(self) -> dict:
         return {"unit_id": self.unit_id, "agency_id": self.agency_id, "unit_type": self.unit_type,
                 "station_id": self.station_id, "location": self.location.to_json(),
-                "capabilities": sorted(self.capabilities)}
+                "capabilities": sorted(self.capabilities), "in_quarters": self.in_quarters}
 
     @classmethod
     def from_json(cls, d: Mapping) -> Candidate:
         return cls(d["unit_id"], d["agency_id"], d["unit_type"], d["station_id"],
-                   LatLon.from_json(d["location"]), frozenset(d["capabilities"]))
+                   LatLon.from_json(d["location"]), frozenset(d["capabilities"]), bool(d.get("in_quarters")))
 
 
 class Candidates(Protocol):
@@ -139,13 +140,16 @@ class Recommendation:
 
 def recommend(plan: ResponsePlan, point: LatLon, responsible: Iterable[Responsibility], source: Candidates,
               travel: TravelModel, jurisdiction: Jurisdiction, specificity: Mapping[str, int],
-              already: Iterable[tuple[str, frozenset[str]]] = (), exclude: Iterable[str] = ()) -> Recommendation:
+              already: Iterable[tuple[str, frozenset[str]]] = (), exclude: Iterable[str] = (),
+              turnout_s: Mapping[str, float] | None = None) -> Recommendation:
     """Fill ``plan`` at ``point``.
 
     ``already``: (agency id, capabilities) of the units on the incident now; ``exclude``: units
     not to propose (a crew that failed to acknowledge, say); ``specificity``: capability -> how
-    many unit types provide it.
+    many unit types provide it; ``turnout_s``: unit type -> seconds from dispatch to rolling,
+    added to the travel time of a unit in quarters (a unit already on the road pays none).
     """
+    eta = _Eta(travel, turnout_s or {})
     by_kind = {r.kind: r for r in responsible}
     counted = _count_already(plan.lines, already, jurisdiction.kinds, specificity)
     taken: set[str] = set(exclude)
@@ -159,14 +163,14 @@ def recommend(plan: ResponsePlan, point: LatLon, responsible: Iterable[Responsib
             home = set(resp.agency_ids)
             streams = [source.nearest(line.capability, point, a) for a in resp.agency_ids]
             own = heapq.merge(*streams, key=lambda x: (x[0], x[1].unit_id))
-            for metres, eta, unit in _by_eta(own, point, travel, need, taken, seen, lambda u: True):
-                picks.append(_pick(line, unit, metres, eta, resp, False, jurisdiction))
+            for metres, secs, unit in _by_eta(own, point, eta, need, taken, seen, lambda u: True):
+                picks.append(_pick(line, unit, metres, secs, resp, False, jurisdiction, eta))
             if len(picks) < need:
                 others = source.nearest(line.capability, point)
                 def aid(u: Candidate, kind: AgencyKind = line.kind, home: set[str] = home) -> bool:
                     return u.agency_id not in home and jurisdiction.kinds.get(u.agency_id) == kind
-                for metres, eta, unit in _by_eta(others, point, travel, need - len(picks), taken, seen, aid):
-                    picks.append(_pick(line, unit, metres, eta, resp, True, jurisdiction))
+                for metres, secs, unit in _by_eta(others, point, eta, need - len(picks), taken, seen, aid):
+                    picks.append(_pick(line, unit, metres, secs, resp, True, jurisdiction, eta))
         results[line] = LineResult(str(line.kind), line.capability, line.count, counted[line], tuple(picks))
     lines = tuple(results[line] for line in plan.lines)
     cost = _coverage_cost([p for r in lines for p in r.picks], source, jurisdiction, taken, seen)
@@ -188,35 +192,53 @@ def _count_already(lines: Iterable[PlanLine], already: Iterable[tuple[str, froze
     return counted
 
 
-def _by_eta(stream: Iterator[tuple[float, Candidate]], point: LatLon, travel: TravelModel, need: int,
+class _Eta:
+    """Travel time plus turnout for a unit in quarters; ``bound`` holds for every unit type."""
+
+    def __init__(self, travel: TravelModel, turnout_s: Mapping[str, float]) -> None:
+        self.travel, self.turnout_s = travel, turnout_s
+
+    def __call__(self, unit: Candidate, point: LatLon) -> float:
+        return self.turnout(unit) + self.travel.eta_s(unit.location, point, unit.unit_type)
+
+    def bound(self, metres: float) -> float:
+        return self.travel.min_eta_s(metres)
+
+    def turnout(self, unit: Candidate) -> float:
+        return self.turnout_s.get(unit.unit_type, 0.0) if unit.in_quarters else 0.0
+
+
+def _by_eta(stream: Iterator[tuple[float, Candidate]], point: LatLon, eta: _Eta, need: int,
             taken: set[str], seen: dict[str, Candidate], accept) -> Iterator[tuple[float, float, Candidate]]:
     """The ``need`` acceptable units soonest to arrive, exactly: read in distance order until no
     unread unit could beat the best waiting one (``travel.min_eta_s`` bounds them all)."""
     waiting: list[tuple[float, str, float, Candidate]] = []
     given = 0
     for metres, unit in stream:
-        bound = travel.min_eta_s(metres)
+        bound = eta.bound(metres)
         while waiting and waiting[0][0] < bound and given < need:
-            eta, _, far, best = heapq.heappop(waiting)
+            secs, _, far, best = heapq.heappop(waiting)
             taken.add(best.unit_id)
             given += 1
-            yield far, eta, best
+            yield far, secs, best
         if given >= need:
             return
         if unit.unit_id in taken or not accept(unit):
             continue
         seen[unit.unit_id] = unit
-        heapq.heappush(waiting, (travel.eta_s(unit.location, point, unit.unit_type), unit.unit_id, metres, unit))
+        heapq.heappush(waiting, (eta(unit, point), unit.unit_id, metres, unit))
     while waiting and given < need:
-        eta, _, far, best = heapq.heappop(waiting)
+        secs, _, far, best = heapq.heappop(waiting)
         taken.add(best.unit_id)
         given += 1
-        yield far, eta, best
+        yield far, secs, best
 
 
-def _pick(line: PlanLine, unit: Candidate, metres: float, eta: float, resp: Responsibility,
-          mutual_aid: bool, jurisdiction: Jurisdiction) -> Pick:
-    why = [f"{unit.unit_id}: {distance_text(metres)}, ETA {duration_text(eta)}"]
+def _pick(line: PlanLine, unit: Candidate, metres: float, secs: float, resp: Responsibility,
+          mutual_aid: bool, jurisdiction: Jurisdiction, eta: _Eta) -> Pick:
+    turnout = eta.turnout(unit)
+    why = [f"{unit.unit_id}: {distance_text(metres)}, ETA {duration_text(secs)}"
+           + (f" incl. {duration_text(turnout)} turnout" if turnout else "")]
     if mutual_aid:
         owners = " / ".join(jurisdiction.names.get(a, a) for a in resp.agency_ids)
         why.append(f"mutual aid from {jurisdiction.names.get(unit.agency_id, unit.agency_id)} "
@@ -229,7 +251,7 @@ def _pick(line: PlanLine, unit: Candidate, metres: float, eta: float, resp: Resp
         why.append(f"incident {distance_text(resp.outside_m)} outside the nearest district "
                    f"({resp.district.name})")
     return Pick(str(line.kind), line.capability, unit.unit_id, unit.agency_id, unit.unit_type, unit.station_id,
-                metres, eta, mutual_aid, ", ".join(why))
+                metres, secs, mutual_aid, ", ".join(why))
 
 
 def _coverage_cost(picks: list[Pick], source: Candidates, jurisdiction: Jurisdiction, taken: set[str],

@@ -13,19 +13,20 @@ from collections.abc import Iterator, Mapping
 
 from agencies.lifecycle import UnitStatus
 from agencies.recommend import Candidate
-from geo import FleetIndex, LatLon
+from geo import FleetIndex, LatLon, haversine_m
 
 from .events import Recorded
 from .state import State, Unit
 
 AVAILABLE = UnitStatus.AVAILABLE.value
+IN_QUARTERS_M = 100.0   # a unit this near its home station is in quarters: it pays turnout time
 
 
 class Fleet:
     def __init__(self, cell_m: float = 500.0, origin: LatLon | None = None) -> None:
         self.cell_m, self.origin = cell_m, origin
         self.index = FleetIndex(cell_m, origin)
-        self._units: dict[str, tuple[str, str, str | None, frozenset[str]]] = {}
+        self._units: dict[str, tuple[str, str, str | None, frozenset[str], LatLon]] = {}
 
     def reset(self, state: State, positions: Mapping[str, LatLon]) -> None:
         """Rebuild from the projection and the latest fixes (start-up only)."""
@@ -53,15 +54,18 @@ class Fleet:
                 ) -> Iterator[tuple[float, Candidate]]:
         tag = capability if agency_id is None else f"{agency_id}/{capability}"
         for metres, unit_id in self.index.iter_nearest(tag, point):
-            agency, unit_type, station, capabilities = self._units[unit_id]
-            yield metres, Candidate(unit_id, agency, unit_type, station, self.index.location(unit_id), capabilities)
+            agency, unit_type, station, capabilities, home = self._units[unit_id]
+            where = self.index.location(unit_id)
+            yield metres, Candidate(unit_id, agency, unit_type, station, where, capabilities,
+                                    haversine_m(where, home) <= IN_QUARTERS_M)
 
     def _put(self, unit: Unit, location: LatLon | None) -> None:
-        self._units[unit.id] = (unit.agency_id, unit.type, unit.station_id, frozenset(unit.capabilities))
-        self.index.put(unit.id, location or LatLon.from_json(unit.home), self._tags(unit.id, unit.status))
+        home = LatLon.from_json(unit.home)
+        self._units[unit.id] = (unit.agency_id, unit.type, unit.station_id, frozenset(unit.capabilities), home)
+        self.index.put(unit.id, location or home, self._tags(unit.id, unit.status))
 
     def _tags(self, unit_id: str, status: str) -> list[str]:
         if status != AVAILABLE:
             return []
-        agency, _, _, capabilities = self._units[unit_id]
+        agency, _, _, capabilities, _ = self._units[unit_id]
         return [*capabilities, *(f"{agency}/{c}" for c in capabilities)]

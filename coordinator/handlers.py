@@ -174,28 +174,34 @@ def possible_duplicates(state: State, cmd: c.ReportIncident, incident_type: Inci
     """Open incidents of the same family within the policy's radius and time window, nearest first."""
     policy = catalog.policy
     when = datetime.fromisoformat(cmd.reported_at)
+    # a cheap latitude band first (1 degree of latitude is at least 110.5 km): most open incidents
+    # are far away, and only the few inside it pay for a distance and a parsed time
+    band = policy.duplicate_radius_m / 110_000 + 1e-9
+    lat = cmd.location.lat
     found = []
     for other in state.incidents.values():
-        if other.status != "open":
+        if other.status != "open" or abs(other.location["lat"] - lat) > band:
             continue
         other_type = catalog.plans.incident_types.get(other.type)
         if other_type is None or other_type.family != incident_type.family:
             continue
-        if abs(datetime.fromisoformat(other.reported_at) - when) > policy.duplicate_window:
-            continue
         metres = haversine_m(cmd.location, LatLon.from_json(other.location))
-        if metres <= policy.duplicate_radius_m:
+        if metres > policy.duplicate_radius_m:
+            continue
+        if abs(datetime.fromisoformat(other.reported_at) - when) <= policy.duplicate_window:
             found.append((metres, other.id))
     return [incident_id for _, incident_id in sorted(found)]
 
 
 def _recommendation(catalog: Catalog, plan: ResponsePlan, location: LatLon, responsible: list[Responsibility],
                     already=(), exclude=(), source: Candidates | None = None, travel: StraightLineTravel | None = None,
-                    specificity: Mapping[str, int] | None = None) -> Recommendation:
+                    specificity: Mapping[str, int] | None = None,
+                    turnout_s: Mapping[str, float] | None = None) -> Recommendation:
     if specificity is None:
         specificity = {line.capability: catalog.plans.specificity(line.capability) for line in plan.lines}
     return recommend(plan, location, responsible, source or catalog.fleet, travel or catalog.plans.travel,
-                     catalog.jurisdiction, specificity, already, exclude)
+                     catalog.jurisdiction, specificity, already, exclude,
+                     catalog.plans.turnout_s if turnout_s is None else turnout_s)
 
 
 def recommendation_made(incident_id: str, trigger: str, made: Recommendation, plan: ResponsePlan,
@@ -206,6 +212,8 @@ def recommendation_made(incident_id: str, trigger: str, made: Recommendation, pl
                        for line in plan.lines],
               "specificity": {line.capability: catalog.plans.specificity(line.capability) for line in plan.lines},
               "travel": dict(made.travel), "units": [u.to_json() for u in made.considered],
+              "turnout_s": {u.unit_type: catalog.plans.turnout_s.get(u.unit_type, 0.0)
+                            for u in sorted(made.considered, key=lambda u: u.unit_type)},
               "already": [{"agency_id": a, "capabilities": sorted(caps)} for a, caps in already],
               "exclude": sorted(exclude)}
     return e.RecommendationMade(incident_id=incident_id, trigger=trigger, lines=doc["lines"],
@@ -240,7 +248,8 @@ def rederive(data: Mapping, catalog: Catalog) -> Recommendation:
     already = [(a["agency_id"], frozenset(a["capabilities"])) for a in inputs["already"]]
     return _recommendation(catalog, plan, location, responsible, already, inputs["exclude"],
                            CandidateList(Candidate.from_json(u) for u in inputs["units"]),
-                           StraightLineTravel.from_description(inputs["travel"]), inputs["specificity"])
+                           StraightLineTravel.from_description(inputs["travel"]), inputs["specificity"],
+                           inputs["turnout_s"])
 
 
 def add_note(state: State, cmd: c.AddNote, catalog: Catalog) -> Decision:

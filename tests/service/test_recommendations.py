@@ -28,7 +28,7 @@ def test_the_report_answers_with_its_recommendation_and_reasons(client, dispatch
     assert rec["trigger"] == "intake" and rec["shortfall"] == []
     assert units_for(rec, "engine") == ["E1", "E2", "E3"] and units_for(rec, "truck") == ["T1"]
     engine = rec["lines"][[x["capability"] for x in rec["lines"]].index("engine")]["units"][0]
-    assert engine["reason"].startswith("E1: 1.8 km, ETA 3 min") and "first-due station 1" in engine["reason"]
+    assert engine["reason"] == "E1: 1.8 km, ETA 4 min 23 s incl. 1 min 20 s turnout, first-due station 1"
     assert engine["eta_s"] > 0 and engine["distance_m"] == pytest.approx(1758, abs=2)
     assert [r["kind"] for r in rec["responsible"]] == ["ems", "fire", "police"]
 
@@ -49,8 +49,9 @@ def test_a_position_report_and_a_status_change_move_the_recommendation(client, d
     client.put("/v1/units/E1/status", json={"status": "out_of_service"}, headers=admin)
     incident = report(client, dispatcher, kind="vehicle_fire")
     assert units_for(incident["recommendation"], "engine") == ["E3"]
-    distance = incident["recommendation"]["lines"][0]
-    assert distance["capability"] == "engine" and distance["units"][0]["distance_m"] < 250
+    line = incident["recommendation"]["lines"][0]
+    assert line["capability"] == "engine" and line["units"][0]["distance_m"] < 250
+    assert "turnout" not in line["units"][0]["reason"]       # out of quarters: already rolling
     client.put("/v1/units/E1/status", json={"status": "available"}, headers=admin)
     again = client.get(f"/v1/incidents/{incident['id']}/recommendation", headers=dispatcher).json()
     assert units_for(again, "engine") == ["E3"]      # still nearer than E1 at the station

@@ -78,6 +78,18 @@ def test_ranks_by_eta_not_distance_a_faster_unit_farther_away_wins():
     assert picked(result) == {"bls": ["M1"]}
 
 
+def test_a_unit_in_quarters_pays_its_turnout_time_so_one_already_rolling_may_beat_it():
+    home = unit("E1", "fd", "engine", 37.75, -122.49, "1")                       # ~440 m, in its station
+    rolling = unit("E2", "fd", "engine", 37.75, -122.478, "2")                   # ~620 m, on the road
+    home = Candidate(*[getattr(home, f) for f in ("unit_id", "agency_id", "unit_type", "station_id",
+                                                  "location", "capabilities")], in_quarters=True)
+    result = run([home, rolling], (FIRE, "engine", 2), turnout_s={"engine": 80})
+    first, second = result.lines[0].picks
+    assert (first.unit_id, second.unit_id) == ("E2", "E1")
+    assert math.isclose(second.eta_s, 80 + TRAVEL.eta_s(home.location, WHERE, "engine"))
+    assert "incl. 1 min 20 s turnout" in second.reason and "turnout" not in first.reason
+
+
 def test_never_one_unit_twice_and_specific_lines_go_first():
     # the medic is nearest and could fill both lines; the ALS line (only medics) takes it first
     units = [unit("M1", "ems", "als", 37.75, -122.486), unit("A1", "ems", "bls", 37.75, -122.46)]
@@ -131,14 +143,16 @@ def test_outside_every_district_the_nearest_one_answers_and_the_reason_says_so()
 UNIT_TYPES = ["engine", "truck", "als", "bls", "rescue"]
 AGENCY_OF = {"engine": "fd", "truck": "fd", "rescue": "fd", "als": "ems", "bls": "ems"}
 fleet_units = hs.lists(hs.tuples(hs.sampled_from(UNIT_TYPES), hs.floats(37.70, 37.80), hs.floats(-122.50, -122.40),
-                                 hs.booleans()), max_size=40)
+                                 hs.booleans(), hs.booleans()), max_size=40)
+TURNOUT = {"engine": 80.0, "truck": 80.0, "rescue": 80.0, "als": 60.0}
 
 
 @settings(max_examples=150, deadline=None)
 @given(fleet_units, hs.floats(37.70, 37.80), hs.floats(-122.50, -122.40))
 def test_the_fleet_index_and_brute_force_agree_and_the_considered_units_rederive_the_same_answer(rows, lat, lon):
-    units = [unit(f"U{n}", "fd2" if east and AGENCY_OF[t] == "fd" else AGENCY_OF[t], t, a, o)
-             for n, (t, a, o, east) in enumerate(rows)]
+    units = [Candidate(f"U{n}", "fd2" if east and AGENCY_OF[t] == "fd" else AGENCY_OF[t], t, None, LatLon(a, o),
+                       frozenset(PLANS.unit_type(t).capabilities), in_quarters)
+             for n, (t, a, o, east, in_quarters) in enumerate(rows)]
     index = FleetIndex(cell_m=700)
     for u in units:
         index.put(u.unit_id, u.location, [*u.capabilities, *(f"{u.agency_id}/{c}" for c in u.capabilities)])
@@ -154,12 +168,14 @@ def test_the_fleet_index_and_brute_force_agree_and_the_considered_units_rederive
     p = plan(*lines)
     responsible = JURISDICTION.responsible(where, p.kinds())
     spec = {line.capability: PLANS.specificity(line.capability) for line in p.lines}
-    live = recommend(p, where, responsible, Indexed(), TRAVEL, JURISDICTION, spec)
-    brute = recommend(p, where, responsible, CandidateList(units), TRAVEL, JURISDICTION, spec)
-    again = recommend(p, where, responsible, CandidateList(live.considered), TRAVEL, JURISDICTION, spec)
+    live = recommend(p, where, responsible, Indexed(), TRAVEL, JURISDICTION, spec, turnout_s=TURNOUT)
+    brute = recommend(p, where, responsible, CandidateList(units), TRAVEL, JURISDICTION, spec, turnout_s=TURNOUT)
+    again = recommend(p, where, responsible, CandidateList(live.considered), TRAVEL, JURISDICTION, spec,
+                      turnout_s=TURNOUT)
     assert live.to_json() == brute.to_json() == again.to_json()
     # and each single line is the true optimum by (ETA, unit id) among eligible units
-    engines = sorted((TRAVEL.eta_s(u.location, where, u.unit_type), u.unit_id) for u in units
+    engines = sorted((TRAVEL.eta_s(u.location, where, u.unit_type) + (80 if u.in_quarters else 0), u.unit_id)
+                     for u in units
                      if "engine" in u.capabilities and u.agency_id == responsible[1].agency_ids[0])
     own = [p.unit_id for p in live.lines[2].picks if not p.mutual_aid]
     assert own == [i for _, i in engines[:3]]
