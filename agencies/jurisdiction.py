@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import shapely
-
 from agencies.city import City
 from agencies.model import AgencyKind
 from geo.coords import LatLon, haversine_m
@@ -73,7 +71,7 @@ class Jurisdiction:
             if station.id == district.district_id:
                 return station.id
         for station in stations:
-            if shapely.intersects_xy(district.geometry, station.location.lon, station.location.lat):
+            if district.covers(station.location):
                 return station.id
         return None
 
@@ -106,8 +104,4 @@ class Jurisdiction:
 
 
 def _reach(district: District) -> Reach:
-    inner = district.geometry.representative_point()
-    centre = LatLon(inner.y, inner.x)
-    hull = district.geometry.convex_hull
-    corners = hull.exterior.coords if hasattr(hull, "exterior") else hull.coords
-    return Reach(centre, max(haversine_m(centre, LatLon(y, x)) for x, y in corners))
+    return Reach(*district.reach())

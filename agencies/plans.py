@@ -90,9 +90,9 @@ class Plans:
     travel: StraightLineTravel = field(default_factory=StraightLineTravel)
     turnout_s: Mapping[str, float] = field(default_factory=dict)   # unit type -> dispatch to rolling, in quarters
 
-    def specificity(self, capability: str) -> int:
-        """How many unit types provide ``capability``: the fewer, the sooner a plan line is filled."""
-        return sum(1 for t in self.unit_types.values() if capability in t.capabilities)
+    def providers(self, capability: str) -> tuple[str, ...]:
+        """The unit types that provide ``capability``, by id: the fewer, the sooner a plan line is filled."""
+        return tuple(sorted(t.id for t in self.unit_types.values() if capability in t.capabilities))
 
     def incident_type(self, type_id: str) -> IncidentType:
         if type_id in self.incident_types:

@@ -23,8 +23,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import shapely
-
 from agencies.jurisdiction import Jurisdiction, Responsibility
 from agencies.model import AgencyKind
 from agencies.plans import PlanLine, ResponsePlan
@@ -139,37 +137,37 @@ class Recommendation:
 
 
 def recommend(plan: ResponsePlan, point: LatLon, responsible: Iterable[Responsibility], source: Candidates,
-              travel: TravelModel, jurisdiction: Jurisdiction, specificity: Mapping[str, int],
+              travel: TravelModel, jurisdiction: Jurisdiction, providers: Mapping[str, Iterable[str]],
               already: Iterable[tuple[str, frozenset[str]]] = (), exclude: Iterable[str] = (),
               turnout_s: Mapping[str, float] | None = None) -> Recommendation:
     """Fill ``plan`` at ``point``.
 
-    ``already``: (agency id, capabilities) of the units on the incident now; ``exclude``: units
-    not to propose (a crew that failed to acknowledge, say); ``specificity``: capability -> how
-    many unit types provide it; ``turnout_s``: unit type -> seconds from dispatch to rolling,
-    added to the travel time of a unit in quarters (a unit already on the road pays none).
+    ``providers``: capability -> the unit types that provide it (the fewer, the sooner its line is
+    filled; the fastest of them bounds how far to read); ``already``: (agency id, capabilities) of
+    the units on the incident now; ``exclude``: units not to propose (a crew that failed to
+    acknowledge, say); ``turnout_s``: unit type -> seconds from dispatch to rolling, added to the
+    travel time of a unit in quarters (a unit already on the road pays none).
     """
     eta = _Eta(travel, turnout_s or {})
     by_kind = {r.kind: r for r in responsible}
-    counted = _count_already(plan.lines, already, jurisdiction.kinds, specificity)
+    order = sorted(plan.lines, key=lambda x: (len(tuple(providers.get(x.capability, ()))), x.kind, x.capability))
+    counted = _count_already(order, already, jurisdiction.kinds)
     taken: set[str] = set(exclude)
     seen: dict[str, Candidate] = {}
     results: dict[PlanLine, LineResult] = {}
-    for line in sorted(plan.lines, key=lambda x: (specificity.get(x.capability, 0), x.kind, x.capability)):
+    for line in order:
         need = line.count - counted[line]
         resp = by_kind.get(line.kind)
         picks: list[Pick] = []
+        types = tuple(providers.get(line.capability, ()))
         if need > 0 and resp is not None:
-            home = set(resp.agency_ids)
-            streams = [source.nearest(line.capability, point, a) for a in resp.agency_ids]
-            own = heapq.merge(*streams, key=lambda x: (x[0], x[1].unit_id))
-            for metres, secs, unit in _by_eta(own, point, eta, need, taken, seen, lambda u: True):
+            own = _merged(source, line.capability, point, resp.agency_ids)
+            for metres, secs, unit in _by_eta(own, point, eta, types, need, taken, seen):
                 picks.append(_pick(line, unit, metres, secs, resp, False, jurisdiction, eta))
-            if len(picks) < need:
-                others = source.nearest(line.capability, point)
-                def aid(u: Candidate, kind: AgencyKind = line.kind, home: set[str] = home) -> bool:
-                    return u.agency_id not in home and jurisdiction.kinds.get(u.agency_id) == kind
-                for metres, secs, unit in _by_eta(others, point, eta, need - len(picks), taken, seen, aid):
+            neighbours = sorted(a for a, k in jurisdiction.kinds.items() if k == line.kind and a not in resp.agency_ids)
+            if len(picks) < need and neighbours:
+                others = _merged(source, line.capability, point, neighbours)
+                for metres, secs, unit in _by_eta(others, point, eta, types, need - len(picks), taken, seen):
                     picks.append(_pick(line, unit, metres, secs, resp, True, jurisdiction, eta))
         results[line] = LineResult(str(line.kind), line.capability, line.count, counted[line], tuple(picks))
     lines = tuple(results[line] for line in plan.lines)
@@ -178,22 +176,46 @@ def recommend(plan: ResponsePlan, point: LatLon, responsible: Iterable[Responsib
                           tuple(cost), travel.describe())
 
 
-def _count_already(lines: Iterable[PlanLine], already: Iterable[tuple[str, frozenset[str]]],
-                   kinds: Mapping[str, AgencyKind], specificity: Mapping[str, int]) -> dict[PlanLine, int]:
-    """Units already on the incident fill lines most specific first, each unit one line."""
-    ordered = sorted(lines, key=lambda x: (specificity.get(x.capability, 0), x.kind, x.capability))
-    counted = {line: 0 for line in ordered}
-    for agency_id, capabilities in already:
-        for line in ordered:
-            if (counted[line] < line.count and kinds.get(agency_id) == line.kind
-                    and line.capability in capabilities):
-                counted[line] += 1
-                break
+def _merged(source: Candidates, capability: str, point: LatLon, agency_ids: Iterable[str]
+            ) -> Iterator[tuple[float, Candidate]]:
+    """The units of these agencies with ``capability``, nearest first, read lazily."""
+    streams = [source.nearest(capability, point, a) for a in agency_ids]
+    return heapq.merge(*streams, key=lambda x: (x[0], x[1].unit_id))
+
+
+def _count_already(order: list[PlanLine], already: Iterable[tuple[str, frozenset[str]]],
+                   kinds: Mapping[str, AgencyKind]) -> dict[PlanLine, int]:
+    """How many plan slots the units already on the incident fill: a maximum matching of units to
+    slots (augmenting paths; plans and incidents are small), so the answer never depends on the
+    order the units are listed in. Ties go to the more specific lines, which come first."""
+    slots = [line for line in order for _ in range(line.count)]
+    units = list(already)
+    holder: dict[int, int] = {}   # slot -> unit
+
+    def fits(u: int, slot: int) -> bool:
+        agency_id, capabilities = units[u]
+        line = slots[slot]
+        return kinds.get(agency_id) == line.kind and line.capability in capabilities
+
+    def place(u: int, tried: set[int]) -> bool:
+        for slot in range(len(slots)):
+            if slot not in tried and fits(u, slot):
+                tried.add(slot)
+                if slot not in holder or place(holder[slot], tried):
+                    holder[slot] = u
+                    return True
+        return False
+
+    for u in range(len(units)):
+        place(u, set())
+    counted = {line: 0 for line in order}
+    for slot in holder:
+        counted[slots[slot]] += 1
     return counted
 
 
 class _Eta:
-    """Travel time plus turnout for a unit in quarters; ``bound`` holds for every unit type."""
+    """Travel time plus turnout for a unit in quarters, and a bound no unread unit can beat."""
 
     def __init__(self, travel: TravelModel, turnout_s: Mapping[str, float]) -> None:
         self.travel, self.turnout_s = travel, turnout_s
@@ -201,21 +223,21 @@ class _Eta:
     def __call__(self, unit: Candidate, point: LatLon) -> float:
         return self.turnout(unit) + self.travel.eta_s(unit.location, point, unit.unit_type)
 
-    def bound(self, metres: float) -> float:
-        return self.travel.min_eta_s(metres)
+    def bound(self, metres: float, unit_types: tuple[str, ...]) -> float:
+        return self.travel.min_eta_s(metres, unit_types or None)
 
     def turnout(self, unit: Candidate) -> float:
         return self.turnout_s.get(unit.unit_type, 0.0) if unit.in_quarters else 0.0
 
 
-def _by_eta(stream: Iterator[tuple[float, Candidate]], point: LatLon, eta: _Eta, need: int,
-            taken: set[str], seen: dict[str, Candidate], accept) -> Iterator[tuple[float, float, Candidate]]:
-    """The ``need`` acceptable units soonest to arrive, exactly: read in distance order until no
-    unread unit could beat the best waiting one (``travel.min_eta_s`` bounds them all)."""
+def _by_eta(stream: Iterator[tuple[float, Candidate]], point: LatLon, eta: _Eta, unit_types: tuple[str, ...],
+            need: int, taken: set[str], seen: dict[str, Candidate]) -> Iterator[tuple[float, float, Candidate]]:
+    """The ``need`` units soonest to arrive, exactly: read in distance order until no unread unit
+    (of any of ``unit_types``) could beat the best waiting one."""
     waiting: list[tuple[float, str, float, Candidate]] = []
     given = 0
     for metres, unit in stream:
-        bound = eta.bound(metres)
+        bound = eta.bound(metres, unit_types)
         while waiting and waiting[0][0] < bound and given < need:
             secs, _, far, best = heapq.heappop(waiting)
             taken.add(best.unit_id)
@@ -223,7 +245,7 @@ def _by_eta(stream: Iterator[tuple[float, Candidate]], point: LatLon, eta: _Eta,
             yield far, secs, best
         if given >= need:
             return
-        if unit.unit_id in taken or not accept(unit):
+        if unit.unit_id in taken:
             continue
         seen[unit.unit_id] = unit
         heapq.heappush(waiting, (eta(unit, point), unit.unit_id, metres, unit))
@@ -272,8 +294,8 @@ def _coverage_cost(picks: list[Pick], source: Candidates, jurisdiction: Jurisdic
                     break
                 if unit.unit_id in taken:
                     continue
-                seen[unit.unit_id] = unit
                 if _inside(district, unit):
+                    seen[unit.unit_id] = unit   # the witness is enough to re-derive "covered"
                     covered = True
                     break
             if not covered:
@@ -285,7 +307,7 @@ def _coverage_cost(picks: list[Pick], source: Candidates, jurisdiction: Jurisdic
 
 
 def _inside(district, unit: Candidate) -> bool:
-    return bool(shapely.intersects_xy(district.geometry, unit.location.lon, unit.location.lat))
+    return district.covers(unit.location)
 
 
 def distance_text(metres: float) -> str:

@@ -25,7 +25,7 @@ Each call with an ENGINE row is asked, at its received time:
 
 * a one-line plan, fire / ``engine`` x 1, with ``Jurisdiction.responsible`` for the call's point,
   through ``handlers._recommendation`` (``agencies.recommend.recommend`` with the catalog's fleet,
-  jurisdiction, travel model and specificity: what intake runs);
+  jurisdiction, travel model and unit type providers: what intake runs);
 * the full run card of the call's type mapped to ours (``CALL_TYPES`` of
   ``tests/service/test_sf_replay.py``), the same way; its first engine (the engine pick soonest to
   arrive) must be the same unit (checked, counted; likewise for the first medic where the run card

@@ -195,12 +195,12 @@ def possible_duplicates(state: State, cmd: c.ReportIncident, incident_type: Inci
 
 def _recommendation(catalog: Catalog, plan: ResponsePlan, location: LatLon, responsible: list[Responsibility],
                     already=(), exclude=(), source: Candidates | None = None, travel: StraightLineTravel | None = None,
-                    specificity: Mapping[str, int] | None = None,
+                    providers: Mapping[str, list[str]] | None = None,
                     turnout_s: Mapping[str, float] | None = None) -> Recommendation:
-    if specificity is None:
-        specificity = {line.capability: catalog.plans.specificity(line.capability) for line in plan.lines}
+    if providers is None:
+        providers = {line.capability: catalog.plans.providers(line.capability) for line in plan.lines}
     return recommend(plan, location, responsible, source or catalog.fleet, travel or catalog.plans.travel,
-                     catalog.jurisdiction, specificity, already, exclude,
+                     catalog.jurisdiction, providers, already, exclude,
                      catalog.plans.turnout_s if turnout_s is None else turnout_s)
 
 
@@ -210,7 +210,7 @@ def recommendation_made(incident_id: str, trigger: str, made: Recommendation, pl
     inputs = {"location": location.to_json(),
               "plan": [{"kind": str(line.kind), "capability": line.capability, "count": line.count}
                        for line in plan.lines],
-              "specificity": {line.capability: catalog.plans.specificity(line.capability) for line in plan.lines},
+              "providers": {line.capability: list(catalog.plans.providers(line.capability)) for line in plan.lines},
               "travel": dict(made.travel), "units": [u.to_json() for u in made.considered],
               "turnout_s": {u.unit_type: catalog.plans.turnout_s.get(u.unit_type, 0.0)
                             for u in sorted(made.considered, key=lambda u: u.unit_type)},
@@ -248,7 +248,7 @@ def rederive(data: Mapping, catalog: Catalog) -> Recommendation:
     already = [(a["agency_id"], frozenset(a["capabilities"])) for a in inputs["already"]]
     return _recommendation(catalog, plan, location, responsible, already, inputs["exclude"],
                            CandidateList(Candidate.from_json(u) for u in inputs["units"]),
-                           StraightLineTravel.from_description(inputs["travel"]), inputs["specificity"],
+                           StraightLineTravel.from_description(inputs["travel"]), inputs["providers"],
                            inputs["turnout_s"])
 
 

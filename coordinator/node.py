@@ -108,6 +108,14 @@ class Node:
             self.fleet.move(unit_id, fix.location)
         return stored
 
+    async def refresh_positions(self) -> int:
+        """Positions other nodes stored since the last look, into the tracks and the fleet index."""
+        changed = await to_thread.run_sync(self.tracks.refresh)
+        for unit_id, fix in changed:
+            if self.tracks.latest.get(unit_id) is fix:  # no newer local fix came in meanwhile
+                self.fleet.move(unit_id, fix.location)
+        return len(changed)
+
     # -- reads (the log and tracks, in a worker thread) ---------------------------------------------
     async def read(self, after: int, limit: int) -> list[Recorded]:
         return await to_thread.run_sync(self.log.read, after, limit)
@@ -147,6 +155,7 @@ class Node:
             await self._subscription.get(timeout=self.poll_interval_s)
             try:
                 await self.catch_up()
+                await self.refresh_positions()
                 self.follow_error = None
             except Unavailable as err:
                 self.follow_error = err.message

@@ -53,10 +53,10 @@ def from_env(environ: Mapping[str, str]) -> Settings:
             raise ValueError(f"CP_{name} must be a number, got {raw!r}") from None
 
     defaults = Settings()
-    for name in ("DUPLICATE_RADIUS_M", "DUPLICATE_WINDOW_MIN"):
+    for name, most in (("DUPLICATE_RADIUS_M", 100_000), ("DUPLICATE_WINDOW_MIN", 7 * 24 * 60)):
         value = number(name, float, 0.0)
-        if not 0 <= value < float("inf"):
-            raise ValueError(f"CP_{name} must be a number of zero or more, got {get(name)!r}")
+        if not 0 <= value <= most:
+            raise ValueError(f"CP_{name} must be a number from 0 to {most:,}, got {get(name)!r}")
     return Settings(
         data_dir=Path(get("DATA_DIR") or defaults.data_dir),
         database_url=get("DATABASE_URL"),
@@ -86,6 +86,8 @@ def parse_auto_dispatch(text: str | None) -> tuple[tuple[str, int], ...]:
         if not name.strip() or limit.strip() not in {"1", "2", "3", "4", "5"}:
             raise ValueError(f"CP_AUTO_DISPATCH entry {item.strip()!r} must read TYPE:PRIORITY with a "
                              f"priority from 1 to 5, e.g. structure_fire:2 or *:1")
+        if name.strip() in dict(found):
+            raise ValueError(f"CP_AUTO_DISPATCH names {name.strip()!r} twice; give each type once")
         found.append((name.strip(), int(limit)))
     return tuple(found)
 

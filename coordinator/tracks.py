@@ -47,6 +47,7 @@ class Tracks:
         self.latest: dict[str, Fix] = {}
         self._sampled: dict[str, Fix] = {}
         self._lock = threading.Lock()
+        self._seen_id = 0
 
     def load(self) -> None:
         """Latest stored point of every unit (start-up)."""
@@ -57,6 +58,25 @@ class Tracks:
             for row in conn.execute(query):
                 fix = Fix(LatLon(row.lat, row.lon), row.at, row.heading, row.speed)
                 self.latest[row.unit_id] = self._sampled[row.unit_id] = fix
+                self._seen_id = max(self._seen_id, row.id)
+
+    def refresh(self) -> list[tuple[str, Fix]]:
+        """Points stored (by other nodes) since the last look; each newer than the latest fix held
+        becomes the latest. Returns those. Latest-wins telemetry: a point whose id a slower commit
+        took below one already seen is skipped, and the unit's next stored point heals it."""
+        c = track_points_table.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(track_points_table).where(c.id > self._seen_id).order_by(c.id)).all()
+        changed = []
+        with self._lock:
+            for row in rows:
+                self._seen_id = max(self._seen_id, row.id)
+                fix = Fix(LatLon(row.lat, row.lon), row.at, row.heading, row.speed)
+                current = self.latest.get(row.unit_id)
+                if current is None or fix.at > current.at:
+                    self.latest[row.unit_id] = self._sampled[row.unit_id] = fix
+                    changed.append((row.unit_id, fix))
+        return changed
 
     def should_sample(self, unit_id: str, fix: Fix) -> bool:
         last = self._sampled.get(unit_id)

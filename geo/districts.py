@@ -46,6 +46,19 @@ class District:
     def key(self) -> tuple[str, str]:
         return (self.agency_id, self.district_id)
 
+    def covers(self, point: LatLon) -> bool:
+        """Inside or on the border."""
+        return bool(shapely.intersects_xy(self.geometry, point.lon, point.lat))
+
+    def reach(self) -> tuple[LatLon, float]:
+        """A point inside the district and the great-circle metres from it to the district's farthest
+        corner: every point of the district lies within that circle."""
+        inner = self.geometry.representative_point()
+        centre = LatLon(inner.y, inner.x)
+        hull = self.geometry.convex_hull
+        corners = hull.exterior.coords if hasattr(hull, "exterior") else hull.coords
+        return centre, max(haversine_m(centre, LatLon(y, x)) for x, y in corners)
+
 
 class DistrictIndex:
     """Every district of every agency, searchable by point. Immutable once built."""
@@ -79,16 +92,28 @@ class DistrictIndex:
     def nearest(self, point: LatLon, accept: Callable[[District], bool] = lambda d: True
                 ) -> tuple[District, float] | None:
         """The district nearest to ``point`` among those ``accept`` admits, with the great-circle
-        distance in metres to its edge (0 inside); ties go to the first by (agency, district)."""
+        distance in metres to its edge (0 inside); ties go to the first by (agency, district).
+
+        A planar search (longitudes shrunk by one cosine, the query also tried 360 degrees east and
+        west, so the antimeridian is no wall) shortlists; great-circle metres decide."""
         chosen = [i for i, d in enumerate(self._districts) if accept(d)]
         if not chosen:
             return None
-        here = Point(point.lon * self._shrink, point.lat)
-        gaps = shapely.distance(self._scaled[chosen], here)
-        best = chosen[int(np.argmin(gaps))]
-        edge = nearest_points(self._scaled[best], here)[0]
-        metres = haversine_m(point, LatLon(edge.y, max(-180.0, min(180.0, edge.x / self._shrink))))
-        return self._districts[best], 0.0 if gaps.min() == 0 else metres
+        shifts = (0.0, 360.0, -360.0)
+        queries = [Point((point.lon + shift) * self._shrink, point.lat) for shift in shifts]
+        gaps = np.min([shapely.distance(self._scaled[chosen], q) for q in queries], axis=0)
+        if gaps.min() == 0:
+            return self._districts[chosen[int(np.argmin(gaps))]], 0.0
+        shortlist = [chosen[k] for k in np.flatnonzero(gaps <= gaps.min() * 1.5 + 1e-9)]
+        best = None
+        for i in shortlist:
+            for shift, query in zip(shifts, queries):
+                edge = nearest_points(self._scaled[i], query)[0]
+                lon = (edge.x / self._shrink - shift + 180.0) % 360.0 - 180.0
+                metres = haversine_m(point, LatLon(edge.y, lon))
+                if best is None or (metres, self._districts[i].key) < (best[0], best[1].key):
+                    best = (metres, self._districts[i])
+        return best[1], best[0]
 
     def for_agency(self, agency_id: str) -> list[District]:
         return [d for d in self._districts if d.agency_id == agency_id]

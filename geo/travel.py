@@ -8,7 +8,7 @@ arrive sooner. ``describe`` is logged with every recommendation so it can be re-
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
@@ -20,8 +20,9 @@ from geo.coords import LatLon, haversine_m
 class TravelModel(Protocol):
     def eta_s(self, origin: LatLon, destination: LatLon, unit_type: str) -> float: ...
 
-    def min_eta_s(self, metres: float) -> float:
-        """A lower bound of ``eta_s`` for any unit type over this straight-line distance."""
+    def min_eta_s(self, metres: float, unit_types: Iterable[str] | None = None) -> float:
+        """A lower bound of ``eta_s`` over this straight-line distance for any of ``unit_types``
+        (all types when None): the tighter it is, the fewer units a caller must read."""
         ...
 
     def describe(self) -> dict:
@@ -68,9 +69,12 @@ class StraightLineTravel:
     def eta_s(self, origin: LatLon, destination: LatLon, unit_type: str) -> float:
         return haversine_m(origin, destination) * self.road_factor / (self.speed_kmh(unit_type) / 3.6)
 
-    def min_eta_s(self, metres: float) -> float:
+    def min_eta_s(self, metres: float, unit_types: Iterable[str] | None = None) -> float:
         # The same arithmetic as eta_s with the fastest speed, so the bound holds to the last bit.
-        return metres * self.road_factor / (self._fastest_kmh / 3.6)
+        fastest = self._fastest_kmh if unit_types is None else max(map(self.speed_kmh, unit_types), default=0.0)
+        if fastest <= 0.0:
+            return math.inf   # no unit type can come at all
+        return metres * self.road_factor / (fastest / 3.6)
 
     def describe(self) -> dict:
         return {"model": "straight_line", "road_factor": self.road_factor,

@@ -116,8 +116,10 @@ def test_auto_dispatch_by_policy_assigns_the_recommended_units_at_intake(tmp_pat
 @pytest.mark.parametrize("value, message", [
     ("cardiac_arrest", "must read TYPE:PRIORITY"), ("cardiac_arrest:0", "priority from 1 to 5"),
     ("volcano:1", "unknown incident types: volcano"), (":2", "must read TYPE:PRIORITY"),
-    ("radius:-5", "CP_DUPLICATE_RADIUS_M must be a number of zero or more"),
-    ("radius:nan", "CP_DUPLICATE_RADIUS_M must be a number of zero or more"),
+    ("radius:-5", "CP_DUPLICATE_RADIUS_M must be a number from 0 to 100,000"),
+    ("radius:nan", "CP_DUPLICATE_RADIUS_M must be a number from 0 to 100,000"),
+    ("window:1e13", "CP_DUPLICATE_WINDOW_MIN must be a number from 0 to 10,080"),
+    ("cardiac_arrest:1,cardiac_arrest:5", "names 'cardiac_arrest' twice"),
     ("window:ten", "CP_DUPLICATE_WINDOW_MIN must be a number"),
 ])
 def test_a_bad_dispatch_policy_is_refused_at_start_with_a_message(tmp_path, clock, value, message):
@@ -150,3 +152,15 @@ def test_duplicate_radius_and_window_are_configurable(tmp_path, clock, token):
         assert report(client, headers, kind="fire_alarm", where=NEAR_WEST)["possible_duplicate_of"] == []
         clock.advance(minutes=6)
         assert report(client, headers, kind="fire_alarm")["possible_duplicate_of"] == []
+
+
+def test_a_scoped_console_never_reads_other_agencies_unit_positions_from_a_recommendation(client, dispatcher, token):
+    report(client, dispatcher)
+    police = token("dispatcher", agency="pd")
+    events = client.get("/v1/events", params={"limit": 5000}, headers=police).json()["events"]
+    [made] = [e for e in events if e["type"] == "RecommendationMade"]
+    assert {u["agency_id"] for u in made["data"]["inputs"]["units"]} == {"pd"}
+    assert made["redacted"] == ["data.inputs.units"]
+    everything = client.get("/v1/events", params={"limit": 5000}, headers=token("commander")).json()["events"]
+    [whole] = [e for e in everything if e["type"] == "RecommendationMade"]
+    assert {u["agency_id"] for u in whole["data"]["inputs"]["units"]} == {"ems", "fd", "pd"} and "redacted" not in whole

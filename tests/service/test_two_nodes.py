@@ -11,7 +11,9 @@ from coordinator.bus import MemoryBus
 from coordinator.errors import Conflict
 from coordinator.log import EventLog
 from coordinator.node import Node
-from coordinator.tracks import Tracks
+from coordinator.handlers import decide
+from coordinator.tracks import Fix, Tracks
+from geo import LatLon
 
 from ..adapters import BACKENDS, fresh_log
 from ..builders import IN_WEST, Clock, catalog
@@ -51,4 +53,30 @@ def test_interleaved_writers_on_two_nodes_never_fail_after_the_commit(backend, t
     assert a.state == b.state == st.fold(log.iter_all())
     assert sorted(type(o).__name__ for o in outcomes) == ["AppendResult", "Conflict"]
     assert isinstance(next(o for o in outcomes if isinstance(o, Exception)), Conflict)
+    log.engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_position_reported_to_one_node_reaches_the_other_nodes_recommendations(backend, tmp_path):
+    log = fresh_log(backend, tmp_path, Clock())
+    near = LatLon(IN_WEST.lat, IN_WEST.lon + 0.002)
+
+    async def scenario():
+        a, b = node_on(log.engine, log.clock), node_on(log.engine, log.clock)
+        await a.start()
+        await b.start()
+        await a.handle(c.CommissionUnits(catalog().city.units), ADMIN)
+        await a.move("E3", Fix(near, log.clock()), ADMIN)
+        await b.catch_up()
+        moved = await b.refresh_positions()
+        decision = decide(b.state, c.ReportIncident("i-1", "vehicle_fire", None, IN_WEST, "2026-11-26T20:00:00Z"),
+                          b.catalog)
+        await a.stop()
+        await b.stop()
+        return moved, decision
+
+    moved, decision = asyncio.run(scenario())
+    made = decision.events[1]
+    [engine] = [line for line in made.lines if line["capability"] == "engine"]
+    assert moved == 1 and [u["unit_id"] for u in engine["units"]] == ["E3"]
     log.engine.dispose()

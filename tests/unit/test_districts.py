@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 
-from geo import District, DistrictIndex, LatLon
+from geo import District, DistrictIndex, LatLon, haversine_m
 
 # Two adjacent 1x1 degree squares of the police department sharing the border lon = 1.
 WEST = District("pd", "west", "West beat", box(0, 0, 1, 1))
@@ -115,3 +115,22 @@ def test_at_agrees_with_checking_every_district_by_hand(lat, lon):
         (d.agency_id, d.district_id) for d in districts if d.geometry.covers(Point(lon, lat))
     )
     assert at(DistrictIndex(districts), lat, lon) == expected
+
+
+def test_nearest_district_is_measured_in_metres_across_the_antimeridian():
+    west = District("fd", "WEST", "West of the line", box(179.0, -18.0, 179.5, -17.0))
+    east = District("fd", "EAST", "East of the line", box(-179.9, -18.0, -179.5, -17.0))
+    index = DistrictIndex([west, east])
+    district, metres = index.nearest(LatLon(-17.5, 179.8))
+    assert district.district_id == "EAST" and metres == pytest.approx(haversine_m(LatLon(-17.5, 179.8),
+                                                                                   LatLon(-17.5, -179.9)), rel=1e-6)
+    assert index.nearest(LatLon(-17.5, 180.0))[0].district_id == index.nearest(LatLon(-17.5, -180.0))[0].district_id
+
+
+def test_nearest_district_outside_answers_in_metres_and_inside_is_zero():
+    index = DistrictIndex([District("pd", "A", "A", box(0, 0, 1, 1)), District("pd", "B", "B", box(2, 0, 3, 1))])
+    district, metres = index.nearest(LatLon(0.5, 1.9))
+    assert district.district_id == "B" and metres == pytest.approx(haversine_m(LatLon(0.5, 1.9), LatLon(0.5, 2.0)))
+    assert index.nearest(LatLon(0.5, 0.5)) == (index.get("pd", "A"), 0.0)
+    assert index.nearest(LatLon(0.5, 0.5), accept=lambda d: d.district_id == "B")[0].district_id == "B"
+    assert index.nearest(LatLon(0.5, 0.5), accept=lambda d: False) is None

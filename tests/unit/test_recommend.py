@@ -51,8 +51,8 @@ def plan(*lines):
 def run(units, *lines, where=WHERE, travel=TRAVEL, **kw):
     p = plan(*lines)
     responsible = JURISDICTION.responsible(where, p.kinds())
-    specificity = {line.capability: PLANS.specificity(line.capability) for line in p.lines}
-    return recommend(p, where, responsible, CandidateList(units), travel, JURISDICTION, specificity, **kw)
+    providers = {line.capability: PLANS.providers(line.capability) for line in p.lines}
+    return recommend(p, where, responsible, CandidateList(units), travel, JURISDICTION, providers, **kw)
 
 
 def picked(result):
@@ -167,7 +167,7 @@ def test_the_fleet_index_and_brute_force_agree_and_the_considered_units_rederive
     lines = ((FIRE, "engine", 3), (FIRE, "rescue", 1), (FIRE, "truck", 1), (EMS, "als", 1), (EMS, "bls", 2))
     p = plan(*lines)
     responsible = JURISDICTION.responsible(where, p.kinds())
-    spec = {line.capability: PLANS.specificity(line.capability) for line in p.lines}
+    spec = {line.capability: PLANS.providers(line.capability) for line in p.lines}
     live = recommend(p, where, responsible, Indexed(), TRAVEL, JURISDICTION, spec, turnout_s=TURNOUT)
     brute = recommend(p, where, responsible, CandidateList(units), TRAVEL, JURISDICTION, spec, turnout_s=TURNOUT)
     again = recommend(p, where, responsible, CandidateList(live.considered), TRAVEL, JURISDICTION, spec,
@@ -181,3 +181,26 @@ def test_the_fleet_index_and_brute_force_agree_and_the_considered_units_rederive
     assert own == [i for _, i in engines[:3]]
     for pick in live.picks:
         assert math.isclose(pick.distance_m, haversine_m(by_id[pick.unit_id].location, where))
+
+
+def test_units_already_on_scene_are_matched_to_lines_whatever_order_they_are_listed_in():
+    both, medic_only = ("ems", frozenset({"als", "transport"})), ("ems", frozenset({"als"}))
+    for already in ([both, medic_only], [medic_only, both]):
+        result = run([], (EMS, "als", 1), (EMS, "transport", 1), already=already)
+        assert [line.already for line in result.lines] == [1, 1] and result.shortfall == []
+
+
+def test_a_call_far_outside_the_city_reads_only_the_units_it_needs_not_the_whole_fleet():
+    engines = [unit(f"E{n}", "fd", "engine", 37.70 + 0.001 * n, -122.49, "1") for n in range(100)]
+    null_island = LatLon(0.0, 0.0)     # a failed geocode, 13,000 km away
+    result = run(engines, (FIRE, "engine", 1), where=null_island)
+    nearest = min(engines, key=lambda u: haversine_m(u.location, null_island))
+    assert [p.unit_id for p in result.picks] == [nearest.unit_id] and len(result.considered) <= 3
+
+
+def test_mutual_aid_reads_only_agencies_of_the_same_kind():
+    # fd has no engine free; the only other fire agency is fd2: an EMS unit never enters the search
+    result = run([unit("E9", "fd2", "engine", 37.75, -122.41, "9"), unit("M1", "ems", "als", 37.75, -122.486)],
+                 (FIRE, "engine", 1))
+    assert [(p.unit_id, p.mutual_aid) for p in result.picks] == [("E9", True)]
+    assert {u.unit_id for u in result.considered} == {"E9"}
