@@ -15,6 +15,7 @@ of the agency's stations lying inside the district.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from agencies.city import City
@@ -63,6 +64,7 @@ class Jurisdiction:
         self.stations = {s.id: s for s in city.stations}
         self.first_due = {d.key: self._first_due(d) for d in city.districts}
         self.reach = {d.key: _reach(d) for d in city.districts}
+        self._districts_at = functools.lru_cache(maxsize=16_384)(lambda p: tuple(city.districts.at(p)))
 
     def _first_due(self, district: District) -> str | None:
         stations = sorted((s for s in self.city.stations if s.agency_id == district.agency_id),
@@ -79,13 +81,14 @@ class Jurisdiction:
         station = self.stations.get(self.first_due[district.key] or "")
         return haversine_m(station.location, point) if station else float("inf")
 
-    def districts_at(self, point: LatLon) -> list[District]:
-        return self.city.districts.at(point)
+    def districts_at(self, point: LatLon) -> tuple[District, ...]:
+        """Cached: most units a recommendation looks at stand at their stations, at the same points."""
+        return self._districts_at(point)
 
     def responsible(self, point: LatLon, kinds: frozenset[AgencyKind] | set[AgencyKind],
-                    covering: list[District] | None = None) -> list[Responsibility]:
+                    covering: tuple[District, ...] | None = None) -> list[Responsibility]:
         """One answer per kind, in kind order; a kind with no agency at all is left out."""
-        covering = self.city.districts.at(point) if covering is None else covering
+        covering = self.districts_at(point) if covering is None else covering
         found = []
         for kind in sorted(kinds):
             inside = [d for d in covering if self.kinds.get(d.agency_id) == kind]
