@@ -263,20 +263,8 @@ async def read_events(node: NodeDep, p: PrincipalDep, after: Annotated[int, Quer
                       limit: Annotated[int, Query(ge=1, le=5000)] = 500):
     records = await node.read(after, limit)
     view = await _scope_view(node, p, records)
-    visible = [_redacted(p, r, view) for r in records if auth.can_see(p, r, view)]
+    visible = [schemas.event_view(p, r, view) for r in records if auth.can_see(p, r, view)]
     return {"events": visible, "next_after": records[-1].seq if records else after, "head": node.state.seq}
-
-
-def _redacted(p: auth.Principal, rec: Recorded, state: st.State) -> dict[str, Any]:
-    """The event as this reader may see it. A recommendation's inputs hold the position of every unit it
-    considered; a scoped reader gets only its own units' (and ``redacted``: the hash covers the original)."""
-    doc = rec.to_json()
-    if rec.type != "RecommendationMade" or p.sees_everything:
-        return doc
-    units = [u for u in rec.data["inputs"]["units"] if auth.can_see_unit(p, state, u["unit_id"])]
-    doc["data"] = {**rec.data, "inputs": {**rec.data["inputs"], "units": units}}
-    doc["redacted"] = ["data.inputs.units"]
-    return doc
 
 
 @router.get("/events/verify", summary="Check the hash chain end to end")

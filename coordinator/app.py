@@ -1,5 +1,7 @@
 """The composition root: ``create_app(settings)`` builds everything; nothing connects at import."""
 
+import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -18,7 +20,7 @@ from agencies.city import City
 from agencies.demo import generate_demo_city
 from agencies.plans import load_plans
 
-from . import api
+from . import api, sockets
 from .auth import Principal
 from .bus import make_bus
 from .commands import CommissionUnits
@@ -28,6 +30,7 @@ from .handlers import Catalog, Policy
 from .log import EventLog, make_engine, migrate
 from .metrics import Metrics
 from .node import Node
+from .realtime import Hub
 from .settings import Settings, resolve_secret
 from .tracks import Tracks
 
@@ -61,6 +64,12 @@ def open_node(settings: Settings, clock: Clock = utc_now, city: City | None = No
     check_policy(catalog)
     return Node(event_log, Tracks(engine), make_bus(settings.redis_url), catalog,
                 snapshot_every=settings.snapshot_every, poll_interval_s=settings.poll_interval_s)
+
+
+async def _flush_telemetry(hub: Hub) -> None:
+    while True:
+        await asyncio.sleep(hub.telemetry_interval_s)
+        hub.flush()
 
 
 def policy(settings: Settings) -> Policy:
@@ -152,11 +161,18 @@ def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         node = await to_thread.run_sync(open_node, settings, clock, city)
+        hub = Hub()
+        node.listeners.append(hub.publish)
+        node.position_listeners.append(lambda unit_id, fix: hub.position(unit_id, fix.to_json()))
         await start_node(node)
-        app.state.node = node
+        app.state.node, app.state.hub = node, hub
+        flusher = asyncio.create_task(_flush_telemetry(hub), name="commandpost-telemetry")
         try:
             yield
         finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
             await node.stop()
             await node.bus.close()
             node.log.engine.dispose()
@@ -167,6 +183,7 @@ def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = N
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(api.router)
+    app.include_router(sockets.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz():

@@ -9,7 +9,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from anyio import to_thread
@@ -40,6 +40,7 @@ class Node:
         self.poll_interval_s = poll_interval_s
         self.state = st.State()
         self.listeners: list[Listener] = []
+        self.position_listeners: list[Callable[[str, Fix], None]] = []
         self._lock = asyncio.Lock()
         self._snapshot_seq = 0
         self._follower: asyncio.Task | None = None
@@ -104,21 +105,35 @@ class Node:
             raise NotFound(f"No unit {unit_id}")
         auth.may_move(principal, self.state, unit_id)
         stored = await to_thread.run_sync(self.tracks.record, unit_id, fix)
-        if self.tracks.latest.get(unit_id) is fix:  # not a late packet: the fleet index follows
-            self.fleet.move(unit_id, fix.location)
+        if self.tracks.latest.get(unit_id) is fix:  # not a late packet: the fleet index and consoles follow
+            self._moved(unit_id, fix)
         return stored
+
+    def _moved(self, unit_id: str, fix: Fix) -> None:
+        self.fleet.move(unit_id, fix.location)
+        for listener in self.position_listeners:
+            listener(unit_id, fix)
 
     async def refresh_positions(self) -> int:
         """Positions other nodes stored since the last look, into the tracks and the fleet index."""
         changed = await to_thread.run_sync(self.tracks.refresh)
         for unit_id, fix in changed:
             if self.tracks.latest.get(unit_id) is fix:  # no newer local fix came in meanwhile
-                self.fleet.move(unit_id, fix.location)
+                self._moved(unit_id, fix)
         return len(changed)
 
     # -- reads (the log and tracks, in a worker thread) ---------------------------------------------
     async def read(self, after: int, limit: int) -> list[Recorded]:
         return await to_thread.run_sync(self.log.read, after, limit)
+
+    async def window(self, frm: datetime, to: datetime) -> tuple[int, int]:
+        """The seqs just before ``frm`` and at ``to``: a time window as a seq range, by the time index."""
+        def bounds() -> tuple[int, int]:
+            return self.log.seq_at(frm - timedelta(microseconds=1)), self.log.seq_at(to)
+        return await to_thread.run_sync(bounds)
+
+    async def read_until(self, after: int, limit: int, until_seq: int) -> list[Recorded]:
+        return await to_thread.run_sync(lambda: self.log.read(after, limit, until_seq))
 
     async def timeline(self, incident_id: str) -> list[Recorded]:
         return await to_thread.run_sync(self.log.incident_timeline, incident_id)

@@ -6,7 +6,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from . import state as st
+from .auth import Principal, can_see_unit
+from .events import Recorded
 from .handlers import Catalog
+
 
 def _no_nul(value: str) -> str:
     if "\x00" in value:
@@ -111,3 +114,15 @@ def unit_view(u: st.Unit, state: st.State, position: dict[str, Any] | None) -> d
         "position": position, "assignment_id": u.assignment_id, "incident_id": u.incident_id,
         "version": state.version(f"unit/{u.id}"),
     }
+
+
+def event_view(p: Principal, rec: Recorded, state: st.State) -> dict[str, Any]:
+    """The event as this reader may see it. A recommendation's inputs hold the position of every unit it
+    considered; a scoped reader gets only its own units' (and ``redacted``: the hash covers the original)."""
+    doc = rec.to_json()
+    if rec.type != "RecommendationMade" or p.sees_everything:
+        return doc
+    units = [u for u in rec.data["inputs"]["units"] if can_see_unit(p, state, u["unit_id"])]
+    doc["data"] = {**rec.data, "inputs": {**rec.data["inputs"], "units": units}}
+    doc["redacted"] = ["data.inputs.units"]
+    return doc

@@ -1,0 +1,114 @@
+"""The realtime hub: every applied event and position fix, fanned out to the sockets that may see it.
+
+Each subscription has a bounded queue. ``publish`` never waits: it puts the event in the queue of
+every subscription whose filter admits it. A queue that is full means that socket is not keeping
+up; it is never left to slow the others and nothing is dropped silently: the subscription is
+emptied, marked, and its socket closes with ``RESYNC`` ("resync after=<last seq sent>") so the
+client resumes from the log (websockets' broadcast guide; STYLE.md rule 11).
+
+Positions are telemetry, not events: latest-wins, throttled per unit (one message per unit per
+``telemetry_interval_s``, the newest fix at the end of the interval), and a queue more than half
+full skips telemetry instead of closing the socket.
+"""
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .events import Recorded
+
+RESYNC = 4409  # close code of a socket that fell behind; the reason reads "resync after=<seq>"
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """An event on its way out: the record and its JSON text, encoded once for every socket."""
+
+    record: Recorded
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    unit_id: str
+    text: str
+
+
+OVERFLOW = object()  # the last item of a queue that overflowed
+
+
+@dataclass(eq=False)
+class Subscription:
+    admits: Callable[[Recorded], bool]
+    sees_unit: Callable[[str], bool] | None
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    overflowed: bool = False
+
+    def offer(self, item: Any) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            while not self.queue.empty():  # the client re-reads all of it from the log
+                self.queue.get_nowait()
+            self.queue.put_nowait(OVERFLOW)
+
+
+class Hub:
+    def __init__(self, queue_size: int = 1000, telemetry_interval_s: float = 1.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.queue_size = queue_size
+        self.telemetry_interval_s = telemetry_interval_s
+        self.monotonic = monotonic
+        self.subscriptions: set[Subscription] = set()
+        self._last_sent: dict[str, float] = {}
+        self._pending: dict[str, dict] = {}
+
+    def subscribe(self, admits: Callable[[Recorded], bool],
+                  sees_unit: Callable[[str], bool] | None = None) -> Subscription:
+        """``sees_unit``: which units' positions this socket gets (None: no telemetry)."""
+        sub = Subscription(admits, sees_unit, asyncio.Queue(self.queue_size))
+        self.subscriptions.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.subscriptions.discard(sub)
+
+    def publish(self, rec: Recorded) -> None:
+        """Called for every event the node applies, in seq order, on the event loop."""
+        pushed = None
+        for sub in self.subscriptions:
+            if not sub.overflowed and sub.admits(rec):
+                pushed = pushed or Pushed(rec, json.dumps(rec.to_json(), separators=(",", ":")))
+                sub.offer(pushed)
+
+    def position(self, unit_id: str, fix: dict) -> None:
+        """A unit's latest fix: sent now if the unit's interval has passed, else kept for ``flush``."""
+        now = self.monotonic()
+        if now - self._last_sent.get(unit_id, -1e18) >= self.telemetry_interval_s:
+            self._pending.pop(unit_id, None)
+            self._send_position(unit_id, fix, now)
+        else:
+            self._pending[unit_id] = fix
+
+    def flush(self) -> None:
+        """Send the newest held fix of every unit whose interval has passed (call it every interval)."""
+        now = self.monotonic()
+        for unit_id in [u for u in self._pending if now - self._last_sent.get(u, -1e18) >= self.telemetry_interval_s]:
+            self._send_position(unit_id, self._pending.pop(unit_id), now)
+
+    def _send_position(self, unit_id: str, fix: dict, now: float) -> None:
+        self._last_sent[unit_id] = now
+        item = None
+        for sub in self.subscriptions:
+            if sub.sees_unit is None or sub.overflowed or sub.queue.qsize() * 2 > self.queue_size:
+                continue
+            if sub.sees_unit(unit_id):
+                item = item or Telemetry(unit_id, json.dumps({"type": "telemetry", "unit_id": unit_id, "position": fix},
+                                                             separators=(",", ":")))
+                sub.offer(item)
