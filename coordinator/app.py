@@ -31,6 +31,7 @@ from .log import EventLog, make_engine, migrate
 from .metrics import Metrics
 from .node import Node
 from .realtime import Hub
+from .watchdog import watch_acks
 from .settings import Settings, resolve_secret
 from .tracks import Tracks
 
@@ -161,18 +162,22 @@ def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         node = await to_thread.run_sync(open_node, settings, clock, city)
-        hub = Hub()
+        hub = Hub(settings.socket_queue, settings.telemetry_interval_s)
         node.listeners.append(hub.publish)
         node.position_listeners.append(lambda unit_id, fix: hub.position(unit_id, fix.to_json()))
         await start_node(node)
         app.state.node, app.state.hub = node, hub
-        flusher = asyncio.create_task(_flush_telemetry(hub), name="commandpost-telemetry")
+        tasks = [asyncio.create_task(_flush_telemetry(hub), name="commandpost-telemetry"),
+                 asyncio.create_task(watch_acks(node, clock, settings.ack_timeout_s, 1.0, SYSTEM),
+                                     name="commandpost-ack-watchdog")]
         try:
             yield
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await node.stop()
             await node.bus.close()
             node.log.engine.dispose()

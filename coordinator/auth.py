@@ -109,6 +109,9 @@ def authorize(p: Principal, cmd: c.Command, state: State) -> None:
         return
     if isinstance(cmd, c.CommissionUnits):
         raise Forbidden("Only an administrator may put units in service")
+    if isinstance(cmd, c.FlagUnacknowledged):
+        raise Forbidden("Only the system's acknowledgement watchdog (an administrator) may flag an assignment "
+                        "as unacknowledged")
     if isinstance(cmd, c.ReportIncident):
         if p.role == "unit":
             raise Forbidden("A unit token may not report incidents")

@@ -51,6 +51,15 @@ class AckAssignment:
 
 
 @dataclass(frozen=True)
+class FlagUnacknowledged:
+    """Sent by the ack watchdog: the assignment has waited too long for its unit's ``ack``.
+    ``now`` is the watchdog's time (ISO 8601 UTC), from which the wait is reckoned."""
+
+    assignment_id: str
+    now: str
+
+
+@dataclass(frozen=True)
 class ChangeUnitStatus:
     unit_id: str
     status: str
@@ -64,5 +73,5 @@ class CloseIncident:
 
 Command = (
     CommissionUnits | ReportIncident | AddNote | AssignUnits | CancelAssignment
-    | AckAssignment | ChangeUnitStatus | CloseIncident
+    | AckAssignment | FlagUnacknowledged | ChangeUnitStatus | CloseIncident
 )

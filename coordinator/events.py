@@ -98,6 +98,17 @@ class AssignmentAcknowledged(IncidentEvent):
 
 
 @dataclass(frozen=True)
+class AssignmentUnacknowledged(IncidentEvent):
+    """The unit did not acknowledge within the configured time; it stays assigned (the dispatcher
+    decides whether to cancel), and a replacement ``RecommendationMade`` follows."""
+
+    incident_id: str
+    unit_id: str
+    assignment_id: str
+    waited_s: float
+
+
+@dataclass(frozen=True)
 class AssignmentEnded(IncidentEvent):
     """An assignment is over: ``reason`` is ``cancelled``, ``cleared`` or ``incident_closed``."""
 
@@ -124,7 +135,7 @@ class IncidentClosed(IncidentEvent):
 REGISTRY: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (UnitCommissioned, IncidentReported, RecommendationMade, NoteAdded, UnitAssigned, AssignmentAcknowledged,
-                AssignmentEnded, UnitStatusChanged, IncidentClosed)
+                AssignmentUnacknowledged, AssignmentEnded, UnitStatusChanged, IncidentClosed)
 }
 
 

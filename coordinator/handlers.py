@@ -230,11 +230,20 @@ def current_recommendation(state: State, incident_id: str, catalog: Catalog) -> 
         plan = catalog.plans.incident_type(incident.type).plan
     except ValueError as err:
         raise Invalid(str(err)) from None
+    return _still_needed(state, incident, plan, catalog)[2]
+
+
+def _still_needed(state: State, incident: Incident, plan: ResponsePlan, catalog: Catalog, without: str | None = None
+                  ) -> tuple[list[tuple[str, frozenset[str]]], tuple[str, ...], Recommendation]:
+    """(already, exclude, recommendation): the plan's remaining need, counting the units on the incident's
+    active assignments as there already, except the unit ``without``, which is also not proposed."""
     location = LatLon.from_json(incident.location)
     responsible = catalog.jurisdiction.responsible(location, plan.kinds())
     already = [(unit.agency_id, frozenset(unit.capabilities)) for a in incident.assignment_ids
-               if state.assignments[a].active and (unit := state.units.get(state.assignments[a].unit_id))]
-    return _recommendation(catalog, plan, location, responsible, already)
+               if state.assignments[a].active and state.assignments[a].unit_id != without
+               and (unit := state.units.get(state.assignments[a].unit_id))]
+    exclude = (without,) if without is not None else ()
+    return already, exclude, _recommendation(catalog, plan, location, responsible, already, exclude)
 
 
 def rederive(data: Mapping, catalog: Catalog) -> Recommendation:
@@ -296,6 +305,32 @@ def ack_assignment(state: State, cmd: c.AckAssignment, catalog: Catalog) -> Deci
     return Decision((event,), _expect(state, event.stream()))
 
 
+def flag_unacknowledged(state: State, cmd: c.FlagUnacknowledged, catalog: Catalog) -> Decision:
+    """The ack watchdog's verdict: the unit stays assigned (the dispatcher decides whether to cancel it),
+    the console is told, and a replacement recommendation proposes who else could go. An assignment
+    already ended, acknowledged or flagged changes nothing: a late ack or another node's watchdog won."""
+    assignment = assignment_of(state, cmd.assignment_id)
+    if not assignment.active or assignment.acknowledged_at is not None or assignment.unacknowledged_at is not None:
+        return Decision()
+    try:
+        now = datetime.fromisoformat(cmd.now)
+    except ValueError:
+        raise Invalid(f"{cmd.now!r} is not an ISO 8601 time") from None
+    if now.tzinfo is None:
+        raise Invalid(f"{cmd.now!r} has no time zone; times are UTC")
+    incident = incident_of(state, assignment.incident_id)
+    waited = max(0.0, (now - datetime.fromisoformat(assignment.assigned_at)).total_seconds())
+    found: list[e.Event] = [e.AssignmentUnacknowledged(
+        incident_id=incident.id, unit_id=assignment.unit_id, assignment_id=assignment.id, waited_s=round(waited, 3))]
+    incident_type = catalog.plans.incident_types.get(incident.type)
+    if incident_type is not None:  # a type since dropped from the run cards has no plan to refill
+        plan = incident_type.plan
+        already, exclude, made = _still_needed(state, incident, plan, catalog, without=assignment.unit_id)
+        found.append(recommendation_made(incident.id, "unacknowledged", made, plan, LatLon.from_json(incident.location),
+                                         catalog, already, exclude))
+    return Decision(tuple(found), _expect(state, f"incident/{incident.id}"))
+
+
 def change_unit_status(state: State, cmd: c.ChangeUnitStatus, catalog: Catalog) -> Decision:
     unit = unit_of(state, cmd.unit_id)
     try:
@@ -346,6 +381,7 @@ HANDLERS: dict[type, Callable[[State, object, Catalog], Decision]] = {
     c.AssignUnits: assign_units,
     c.CancelAssignment: cancel_assignment,
     c.AckAssignment: ack_assignment,
+    c.FlagUnacknowledged: flag_unacknowledged,
     c.ChangeUnitStatus: change_unit_status,
     c.CloseIncident: close_incident,
 }

@@ -91,7 +91,7 @@ class PositionIn(Strict):
 def assignment_view(a: st.Assignment) -> dict[str, Any]:
     return {"id": a.id, "incident_id": a.incident_id, "unit_id": a.unit_id, "active": a.active,
             "assigned_at": a.assigned_at, "acknowledged_at": a.acknowledged_at,
-            "ended_at": a.ended_at, "end_reason": a.end_reason}
+            "ended_at": a.ended_at, "end_reason": a.end_reason, "unacknowledged_at": a.unacknowledged_at}
 
 
 def incident_view(i: st.Incident, state: st.State, catalog: Catalog) -> dict[str, Any]:

@@ -5,9 +5,9 @@ Setting ``CP_DATABASE_URL`` / ``CP_REDIS_URL`` selects the production adapters.
 """
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "commandpost", "password", "example"}
 
@@ -28,6 +28,9 @@ class Settings:
     duplicate_radius_m: float = 200.0
     duplicate_window_min: float = 30.0
     auto_dispatch: tuple[tuple[str, int], ...] = ()
+    ack_timeout_s: float = 30.0
+    socket_queue: int = 1000
+    telemetry_interval_s: float = 1.0
 
     @property
     def log_url(self) -> str:
@@ -52,11 +55,13 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         except ValueError:
             raise ValueError(f"CP_{name} must be a number, got {raw!r}") from None
 
+    def bounded(name: str, cast, default, least, most, what: str = "a number"):
+        value = number(name, cast, default)
+        if not least <= value <= most:  # NaN fails both comparisons too
+            raise ValueError(f"CP_{name} must be {what} from {least:,} to {most:,}, got {get(name)!r}")
+        return value
+
     defaults = Settings()
-    for name, most in (("DUPLICATE_RADIUS_M", 100_000), ("DUPLICATE_WINDOW_MIN", 7 * 24 * 60)):
-        value = number(name, float, 0.0)
-        if not 0 <= value <= most:
-            raise ValueError(f"CP_{name} must be a number from 0 to {most:,}, got {get(name)!r}")
     return Settings(
         data_dir=Path(get("DATA_DIR") or defaults.data_dir),
         database_url=get("DATABASE_URL"),
@@ -69,9 +74,13 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         poll_interval_s=number("POLL_INTERVAL_S", float, defaults.poll_interval_s),
         host=get("HOST") or defaults.host,
         port=number("PORT", int, defaults.port),
-        duplicate_radius_m=number("DUPLICATE_RADIUS_M", float, defaults.duplicate_radius_m),
-        duplicate_window_min=number("DUPLICATE_WINDOW_MIN", float, defaults.duplicate_window_min),
+        duplicate_radius_m=bounded("DUPLICATE_RADIUS_M", float, defaults.duplicate_radius_m, 0, 100_000),
+        duplicate_window_min=bounded("DUPLICATE_WINDOW_MIN", float, defaults.duplicate_window_min, 0, 7 * 24 * 60),
         auto_dispatch=parse_auto_dispatch(get("AUTO_DISPATCH")),
+        ack_timeout_s=bounded("ACK_TIMEOUT_S", float, defaults.ack_timeout_s, 1, 3600, "a number of seconds"),
+        socket_queue=bounded("SOCKET_QUEUE", int, defaults.socket_queue, 10, 100_000, "a whole number"),
+        telemetry_interval_s=bounded("TELEMETRY_INTERVAL_S", float, defaults.telemetry_interval_s, 0.05, 60,
+                                     "a number of seconds"),
     )
 
 

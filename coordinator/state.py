@@ -11,9 +11,10 @@ start-up bounded by a day's work rather than by the age of the log.
 """
 
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .events import GENESIS_HASH, Recorded
 
@@ -42,6 +43,7 @@ class Assignment:
     assigned_at: str
     active: bool = True
     acknowledged_at: str | None = None
+    unacknowledged_at: str | None = None  # when the ack watchdog flagged it; a later ack still counts
     ended_at: str | None = None
     end_reason: str | None = None
 
@@ -123,6 +125,10 @@ def _assignment_acknowledged(state: State, rec: Recorded, d: dict[str, Any]) -> 
     state.assignments[d["assignment_id"]].acknowledged_at = rec.at
 
 
+def _assignment_unacknowledged(state: State, rec: Recorded, d: dict[str, Any]) -> None:
+    state.assignments[d["assignment_id"]].unacknowledged_at = rec.at
+
+
 def _assignment_ended(state: State, rec: Recorded, d: dict[str, Any]) -> None:
     assignment = state.assignments[d["assignment_id"]]
     assignment.active, assignment.ended_at, assignment.end_reason = False, rec.at, d["reason"]
@@ -163,6 +169,7 @@ APPLY: dict[str, Callable[[State, Recorded, dict[str, Any]], None]] = {
     "NoteAdded": _note_added,
     "UnitAssigned": _unit_assigned,
     "AssignmentAcknowledged": _assignment_acknowledged,
+    "AssignmentUnacknowledged": _assignment_unacknowledged,
     "AssignmentEnded": _assignment_ended,
     "UnitStatusChanged": _unit_status_changed,
     "IncidentClosed": _incident_closed,

@@ -13,6 +13,7 @@ from coordinator import state as st
 from coordinator.auth import Principal
 from coordinator.bus import MemoryBus
 from coordinator.errors import CommandpostError
+from coordinator.log import format_at
 from coordinator.node import Node
 from coordinator.tracks import Tracks
 
@@ -31,6 +32,7 @@ step = s.one_of(
     s.tuples(s.just("assign"), idx, s.lists(s.sampled_from(UNITS), min_size=1, max_size=3)),
     s.tuples(s.just("cancel"), idx),
     s.tuples(s.just("ack"), idx),
+    s.tuples(s.just("flag"), idx),        # the ack watchdog's verdict
     s.tuples(s.just("status"), s.sampled_from(UNITS), s.sampled_from(STATUSES)),
     s.tuples(s.just("note"), idx, s.text(min_size=1, max_size=20)),
     s.tuples(s.just("close"), idx),
@@ -50,6 +52,8 @@ def command(node: Node, n: int, op):
             return c.CancelAssignment(pick(assignments, i))
         case ("ack", i):
             return c.AckAssignment(pick(assignments, i))
+        case ("flag", i):
+            return c.FlagUnacknowledged(pick(assignments, i), format_at(node.log.clock()))
         case ("status", unit, status):
             return c.ChangeUnitStatus(unit, status)
         case ("note", i, text):

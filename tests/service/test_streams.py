@@ -4,9 +4,13 @@ their close codes, scopes, a socket that falls behind, a unit's messages, and re
 import json
 
 import pytest
+from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from ..builders import IN_EAST
+from coordinator.app import create_app
+from coordinator.settings import from_env
+
+from ..builders import IN_EAST, tiny_city
 from .test_api import assign, head, report
 
 UNITS = 9  # the tiny city's units: commissioned at start, seq 1..9
@@ -211,3 +215,21 @@ def test_position_reports_reach_consoles_as_telemetry(client, dispatcher, token)
         client.put("/v1/units/M1/position", json={"lat": 37.76, "lon": -122.44}, headers=token("admin"))
         message = ws.receive_json()
     assert message["type"] == "telemetry" and message["unit_id"] == "M1" and message["position"]["lat"] == 37.76
+
+
+@pytest.mark.parametrize("name, raw, words", [
+    ("CP_SOCKET_QUEUE", "5", "CP_SOCKET_QUEUE must be a whole number from 10 to 100,000"),
+    ("CP_SOCKET_QUEUE", "lots", "CP_SOCKET_QUEUE must be a number"),
+    ("CP_TELEMETRY_INTERVAL_S", "0", "CP_TELEMETRY_INTERVAL_S must be a number of seconds from 0.05 to 60"),
+    ("CP_TELEMETRY_INTERVAL_S", "nan", "CP_TELEMETRY_INTERVAL_S must be a number of seconds"),
+])
+def test_socket_settings_are_bounded_with_a_message(tmp_path, name, raw, words):
+    with pytest.raises(ValueError, match=words):
+        from_env({"CP_DATA_DIR": str(tmp_path), name: raw})
+
+
+def test_the_socket_queue_and_telemetry_interval_come_from_the_settings(tmp_path, clock):
+    settings = from_env({"CP_DATA_DIR": str(tmp_path), "CP_SOCKET_QUEUE": "50", "CP_TELEMETRY_INTERVAL_S": "0.5"})
+    with TestClient(create_app(settings, clock=clock, city=tiny_city())) as client:
+        hub = client.app.state.hub
+        assert (hub.queue_size, hub.telemetry_interval_s) == (50, 0.5)

@@ -6,7 +6,9 @@ import pytest
 
 from coordinator import commands as c
 from coordinator import events as ev
-from coordinator.errors import Conflict, Invalid, NotFound
+from coordinator import state as st
+from coordinator.auth import Principal, authorize
+from coordinator.errors import Conflict, Forbidden, Invalid, NotFound
 from coordinator.handlers import Policy, current_recommendation, decide, rederive
 from coordinator.log import format_at
 from geo import LatLon
@@ -238,3 +240,84 @@ class TestCurrentRecommendation:
         state = given(reported(), ev.IncidentClosed(incident_id="i1"))
         with pytest.raises(Conflict, match="closed"):
             current_recommendation(state, "i1", catalog(state))
+
+
+def flag(assignment="a1", after_s=31):
+    return c.FlagUnacknowledged(assignment, format_at(T0 + timedelta(seconds=after_s)))
+
+
+def unacknowledged(unit="E1", assignment="a1", incident="i1", waited_s=31.0):
+    return ev.AssignmentUnacknowledged(incident_id=incident, unit_id=unit, assignment_id=assignment, waited_s=waited_s)
+
+
+def proposed(made, capability):
+    [line] = [x for x in made.lines if x["capability"] == capability]
+    return [u["unit_id"] for u in line["units"]]
+
+
+class TestFlagUnacknowledged:
+    def test_flags_the_assignment_then_recommends_a_replacement_expecting_the_incident_stream(self):
+        state = given(reported(kind="vehicle_fire"), *assigned("E1", "a1"), *assigned("P1", "a2"))
+        decision = decide(state, flag("a1"), catalog(state))
+        flagged, made = decision.events
+        assert flagged == unacknowledged("E1", "a1", waited_s=31.0)
+        assert isinstance(made, ev.RecommendationMade) and made.trigger == "unacknowledged"
+        assert decision.expect == {"incident/i1": state.version("incident/i1")}
+
+    def test_the_replacement_proposes_another_unit_never_the_silent_one_and_counts_the_others(self):
+        state = given(reported(kind="vehicle_fire"), *assigned("E1", "a1"), *assigned("P1", "a2"))
+        _, made = decide(state, flag("a1"), catalog(state)).events
+        assert proposed(made, "engine") == ["E2"]
+        assert proposed(made, "patrol") == []             # P1, acknowledged or not, counts as there
+        assert made.inputs["exclude"] == ["E1"]
+        assert [a["agency_id"] for a in made.inputs["already"]] == ["pd"]    # P1 only, not E1
+        assert "E1" not in {u["unit_id"] for u in made.inputs["units"]}
+
+    def test_the_replacement_rederives_exactly_from_its_logged_inputs(self):
+        state = given(reported(), *assigned("E1", "a1"), *assigned("E2", "a2"), *assigned("M1", "a3"))
+        cat = catalog(state)
+        _, made = decide(state, flag("a3"), cat).events
+        assert proposed(made, "als") == ["M2"] and proposed(made, "engine") == ["E3"]
+        assert rederive(ev.to_data(made), cat).to_json()["lines"] == made.lines
+
+    def test_the_unit_stays_assigned_and_a_later_ack_still_counts(self):
+        state = given(reported(), *assigned(), unacknowledged())
+        assert state.assignments["a1"].active and state.assignments["a1"].unacknowledged_at is not None
+        assert state.units["E1"].status == "dispatched" and state.units["E1"].assignment_id == "a1"
+        assert decide(state, c.AckAssignment("a1"), catalog(state)).events == (
+            ev.AssignmentAcknowledged(incident_id="i1", unit_id="E1", assignment_id="a1"),)
+
+    @pytest.mark.parametrize("settled", [
+        [ev.AssignmentAcknowledged(incident_id="i1", unit_id="E1", assignment_id="a1")],
+        [ev.AssignmentEnded(incident_id="i1", unit_id="E1", assignment_id="a1", reason="cancelled"),
+         ev.UnitStatusChanged(unit_id="E1", status="available", previous="dispatched", incident_id="i1")],
+        [unacknowledged()],
+    ], ids=["acknowledged", "ended", "already-flagged"])
+    def test_an_assignment_acknowledged_ended_or_already_flagged_changes_nothing(self, settled):
+        state = given(reported(), *assigned(), *settled)
+        decision = decide(state, flag("a1"), catalog(state))
+        assert decision.events == () and decision.expect == {}
+
+    def test_an_unknown_assignment_is_not_found(self):
+        with pytest.raises(NotFound, match="No assignment nope"):
+            decide(given(reported()), flag("nope"), catalog())
+
+    def test_a_time_without_a_zone_is_invalid(self):
+        state = given(reported(), *assigned())
+        with pytest.raises(Invalid, match="no time zone"):
+            decide(state, c.FlagUnacknowledged("a1", "2026-11-26T20:00:31"), catalog(state))
+
+    def test_only_an_administrator_may_flag(self):
+        state = given(reported(), *assigned())
+        authorize(Principal("admin", "system"), flag("a1"), state)
+        for who in (Principal("dispatcher", "d"), Principal("commander", "c"), Principal("unit", "E1", unit="E1")):
+            with pytest.raises(Forbidden, match="Only the system's acknowledgement watchdog"):
+                authorize(who, flag("a1"), state)
+
+    def test_a_snapshot_taken_before_the_flag_existed_still_loads(self):
+        state = given(reported(), *assigned(), unacknowledged())
+        doc = st.to_doc(state)
+        assert st.from_doc(doc) == state
+        for assignment in doc["assignments"].values():
+            del assignment["unacknowledged_at"]
+        assert st.from_doc(doc).assignments["a1"].unacknowledged_at is None
