@@ -36,7 +36,7 @@ ones assigned two by two to open incidents reported in the last 40 minutes. A ``
 is reset from the State those events fold to. Timed per call, the same random points and incident types
 (``--rec-per-type`` of each of the plans' incident types, shuffled):
 
-  * ``jurisdiction.responsible`` + ``handlers._recommendation`` (what ``current_recommendation`` runs);
+  * ``jurisdiction.responsible`` + ``recommendations.recommendation_for`` (what ``current_recommendation`` runs);
   * ``handlers.decide(state, ReportIncident)`` (the whole intake decision, duplicates scan and
     RecommendationMade event included);
   * ``handlers.current_recommendation`` for random open incidents.
@@ -105,13 +105,8 @@ from coordinator import commands as cmds
 from coordinator import events as ev
 from coordinator import state as st
 from coordinator.dispatch import Fleet
-from coordinator.handlers import (
-    Catalog,
-    Policy,
-    _recommendation,
-    current_recommendation,
-    decide,
-)
+from coordinator.handlers import Catalog, Policy, current_recommendation, decide
+from coordinator.recommendations import recommendation_for
 from coordinator.log import format_at
 from geo import District, DistrictIndex, FleetIndex, LatLon, haversine_m
 from tests.builders import record
@@ -854,7 +849,7 @@ def part2(args, rng: random.Random, plans: Plans, profile_out: list[str]) -> dic
     def recommendation(item: tuple[str, LatLon]):
         plan = plans.incident_types[item[0]].plan
         responsible = catalog.jurisdiction.responsible(item[1], plan.kinds())
-        return _recommendation(catalog, plan, item[1], responsible)
+        return recommendation_for(catalog, plan, item[1], responsible)
 
     def report(item: tuple[str, LatLon]):
         return decide(state, commands[index_of[id(item)]], catalog)
@@ -908,7 +903,7 @@ def part2(args, rng: random.Random, plans: Plans, profile_out: list[str]) -> dic
     for item, made in list(zip(items, recs))[:args.check]:
         plan = plans.incident_types[item[0]].plan
         responsible = catalog.jurisdiction.responsible(item[1], plan.kinds())
-        other = _recommendation(catalog, plan, item[1], responsible, source=brute)
+        other = recommendation_for(catalog, plan, item[1], responsible, source=brute)
         same += ([p.unit_id for p in other.picks] == [p.unit_id for p in made.picks]
                  and other.coverage_cost == made.coverage_cost)
 

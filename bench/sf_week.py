@@ -24,7 +24,7 @@ interval, which is always in order (counted).
 Each call with an ENGINE row is asked, at its received time:
 
 * a one-line plan, fire / ``engine`` x 1, with ``Jurisdiction.responsible`` for the call's point,
-  through ``handlers._recommendation`` (``agencies.recommend.recommend`` with the catalog's fleet,
+  through ``recommendations.recommendation_for`` (``agencies.recommend.recommend`` with the catalog's fleet,
   jurisdiction, travel model and unit type providers: what intake runs);
 * the full run card of the call's type mapped to ours (``CALL_TYPES`` of
   ``tests/service/test_sf_replay.py``), the same way; its first engine (the engine pick soonest to
@@ -96,7 +96,8 @@ from agencies.recommend import Recommendation
 from coordinator import events as ev
 from coordinator import state as st
 from coordinator.dispatch import Fleet
-from coordinator.handlers import Catalog, _recommendation
+from coordinator.handlers import Catalog
+from coordinator.recommendations import recommendation_for
 from coordinator.importer import load_manifest
 from geo import LatLon, haversine_m
 from tests.builders import commissioned, record
@@ -223,7 +224,7 @@ class Replay:
 
     def recommend(self, plan: ResponsePlan, point: LatLon) -> Recommendation:
         responsible = self.catalog.jurisdiction.responsible(point, plan.kinds())
-        return _recommendation(self.catalog, plan, point, responsible)
+        return recommendation_for(self.catalog, plan, point, responsible)
 
 
 def first_pick(made: Recommendation, unit_type: str):

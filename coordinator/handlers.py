@@ -5,14 +5,10 @@ causes together with the stream versions it saw; the log refuses the append if a
 writer changed one of those streams in between (a 409, state unchanged).
 """
 
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from functools import cached_property
+from datetime import datetime
 
-from agencies.city import City
-from agencies.jurisdiction import Jurisdiction, Responsibility
 from agencies.lifecycle import (
     ENGAGED,
     InvalidTransition,
@@ -20,52 +16,24 @@ from agencies.lifecycle import (
     check_transition,
     parse_status,
 )
-from agencies.model import AgencyKind
-from agencies.plans import IncidentType, PlanLine, Plans, ResponsePlan
-from agencies.recommend import (
-    Candidate,
-    CandidateList,
-    Candidates,
-    Recommendation,
-    recommend,
-)
-from geo import LatLon, haversine_m
-from geo.travel import StraightLineTravel
+from agencies.recommend import Recommendation
+from geo import LatLon
 
 from . import commands as c
 from . import events as e
-from .dispatch import Fleet
+from .catalog import Catalog, Policy
 from .errors import Conflict, Invalid, NotFound
+from .recommendations import (
+    auto_assignment_id,
+    possible_duplicates,
+    recommendation_for,
+    recommendation_made,
+    rederive,
+    still_needed,
+)
 from .state import Assignment, Incident, State, Unit
 
-
-@dataclass(frozen=True)
-class Policy:
-    """The centre's dispatch policy. ``auto_dispatch``: incident type (or ``*``) -> the least urgent
-    priority whose recommendation is assigned at once, without a dispatcher's click."""
-
-    duplicate_radius_m: float = 200.0
-    duplicate_window: timedelta = timedelta(minutes=30)
-    auto_dispatch: Mapping[str, int] = field(default_factory=dict)
-
-    def auto_dispatches(self, incident_type: str, priority: int) -> bool:
-        limit = self.auto_dispatch.get(incident_type, self.auto_dispatch.get("*"))
-        return limit is not None and priority <= limit
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """What decisions read besides state: the city's agencies, districts and stations, the run cards,
-    the dispatch policy, and the live fleet picture (positions are telemetry, not in state)."""
-
-    city: City
-    plans: Plans
-    fleet: Fleet = field(default_factory=Fleet)
-    policy: Policy = field(default_factory=Policy)
-
-    @cached_property
-    def jurisdiction(self) -> Jurisdiction:
-        return Jurisdiction(self.city)
+__all__ = ["HANDLERS", "Catalog", "Decision", "Policy", "current_recommendation", "decide", "rederive"]
 
 
 @dataclass(frozen=True)
@@ -150,7 +118,7 @@ def report_incident(state: State, cmd: c.ReportIncident, catalog: Catalog) -> De
         location=cmd.location.to_json(), reported_at=cmd.reported_at, districts=districts,
         agencies=sorted({a for r in responsible for a in r.agency_ids}), address=cmd.address,
         description=cmd.description, possible_duplicate_of=duplicates)
-    made = _recommendation(catalog, incident_type.plan, cmd.location, responsible)
+    made = recommendation_for(catalog, incident_type.plan, cmd.location, responsible)
     found: list[e.Event] = [reported, recommendation_made(cmd.incident_id, "intake", made, incident_type.plan,
                                                           cmd.location, catalog)]
     streams = [reported.stream()]
@@ -164,63 +132,6 @@ def report_incident(state: State, cmd: c.ReportIncident, catalog: Catalog) -> De
     return Decision(tuple(found), _expect(state, *streams))
 
 
-def auto_assignment_id(incident_id: str, unit_id: str) -> str:
-    """Deterministic, so the decision stays pure: a new incident has no earlier assignment of that unit."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"commandpost:auto-dispatch:{incident_id}:{unit_id}"))
-
-
-def possible_duplicates(state: State, cmd: c.ReportIncident, incident_type: IncidentType,
-                        catalog: Catalog) -> list[str]:
-    """Open incidents of the same family within the policy's radius and time window, nearest first."""
-    policy = catalog.policy
-    when = datetime.fromisoformat(cmd.reported_at)
-    # a cheap latitude band first (1 degree of latitude is at least 110.5 km): most open incidents
-    # are far away, and only the few inside it pay for a distance and a parsed time
-    band = policy.duplicate_radius_m / 110_000 + 1e-9
-    lat = cmd.location.lat
-    found = []
-    for other in state.incidents.values():
-        if other.status != "open" or abs(other.location["lat"] - lat) > band:
-            continue
-        other_type = catalog.plans.incident_types.get(other.type)
-        if other_type is None or other_type.family != incident_type.family:
-            continue
-        metres = haversine_m(cmd.location, LatLon.from_json(other.location))
-        if metres > policy.duplicate_radius_m:
-            continue
-        if abs(datetime.fromisoformat(other.reported_at) - when) <= policy.duplicate_window:
-            found.append((metres, other.id))
-    return [incident_id for _, incident_id in sorted(found)]
-
-
-def _recommendation(catalog: Catalog, plan: ResponsePlan, location: LatLon, responsible: list[Responsibility],
-                    already=(), exclude=(), source: Candidates | None = None, travel: StraightLineTravel | None = None,
-                    providers: Mapping[str, list[str]] | None = None,
-                    turnout_s: Mapping[str, float] | None = None) -> Recommendation:
-    if providers is None:
-        providers = {line.capability: catalog.plans.providers(line.capability) for line in plan.lines}
-    return recommend(plan, location, responsible, source or catalog.fleet, travel or catalog.plans.travel,
-                     catalog.jurisdiction, providers, already, exclude,
-                     catalog.plans.turnout_s if turnout_s is None else turnout_s)
-
-
-def recommendation_made(incident_id: str, trigger: str, made: Recommendation, plan: ResponsePlan,
-                        location: LatLon, catalog: Catalog, already=(), exclude=()) -> e.RecommendationMade:
-    doc = made.to_json()
-    inputs = {"location": location.to_json(),
-              "plan": [{"kind": str(line.kind), "capability": line.capability, "count": line.count}
-                       for line in plan.lines],
-              "providers": {line.capability: list(catalog.plans.providers(line.capability)) for line in plan.lines},
-              "travel": dict(made.travel), "units": [u.to_json() for u in made.considered],
-              "turnout_s": {u.unit_type: catalog.plans.turnout_s.get(u.unit_type, 0.0)
-                            for u in sorted(made.considered, key=lambda u: u.unit_type)},
-              "already": [{"agency_id": a, "capabilities": sorted(caps)} for a, caps in already],
-              "exclude": sorted(exclude)}
-    return e.RecommendationMade(incident_id=incident_id, trigger=trigger, lines=doc["lines"],
-                                shortfall=doc["shortfall"], coverage_cost=doc["coverage_cost"],
-                                responsible=doc["responsible"], inputs=inputs)
-
-
 def current_recommendation(state: State, incident_id: str, catalog: Catalog) -> Recommendation:
     """What the plan still needs now, given the units already on the incident (a read-only query)."""
     incident = incident_of(state, incident_id)
@@ -230,35 +141,7 @@ def current_recommendation(state: State, incident_id: str, catalog: Catalog) -> 
         plan = catalog.plans.incident_type(incident.type).plan
     except ValueError as err:
         raise Invalid(str(err)) from None
-    return _still_needed(state, incident, plan, catalog)[2]
-
-
-def _still_needed(state: State, incident: Incident, plan: ResponsePlan, catalog: Catalog, without: str | None = None
-                  ) -> tuple[list[tuple[str, frozenset[str]]], tuple[str, ...], Recommendation]:
-    """(already, exclude, recommendation): the plan's remaining need, counting the units on the incident's
-    active assignments as there already, except the unit ``without``, which is also not proposed."""
-    location = LatLon.from_json(incident.location)
-    responsible = catalog.jurisdiction.responsible(location, plan.kinds())
-    already = [(unit.agency_id, frozenset(unit.capabilities)) for a in incident.assignment_ids
-               if state.assignments[a].active and state.assignments[a].unit_id != without
-               and (unit := state.units.get(state.assignments[a].unit_id))]
-    exclude = (without,) if without is not None else ()
-    return already, exclude, _recommendation(catalog, plan, location, responsible, already, exclude)
-
-
-def rederive(data: Mapping, catalog: Catalog) -> Recommendation:
-    """A logged ``RecommendationMade`` decided again from its own recorded inputs (plan, travel model,
-    units considered and their positions), against the city's districts: for audits, and for the
-    tests that prove a past decision can be explained exactly."""
-    inputs = data["inputs"]
-    plan = ResponsePlan(tuple(PlanLine(AgencyKind(x["kind"]), x["capability"], x["count"]) for x in inputs["plan"]))
-    location = LatLon.from_json(inputs["location"])
-    responsible = catalog.jurisdiction.responsible(location, plan.kinds())
-    already = [(a["agency_id"], frozenset(a["capabilities"])) for a in inputs["already"]]
-    return _recommendation(catalog, plan, location, responsible, already, inputs["exclude"],
-                           CandidateList(Candidate.from_json(u) for u in inputs["units"]),
-                           StraightLineTravel.from_description(inputs["travel"]), inputs["providers"],
-                           inputs["turnout_s"])
+    return still_needed(state, incident, plan, catalog)[2]
 
 
 def add_note(state: State, cmd: c.AddNote, catalog: Catalog) -> Decision:
@@ -325,7 +208,7 @@ def flag_unacknowledged(state: State, cmd: c.FlagUnacknowledged, catalog: Catalo
     incident_type = catalog.plans.incident_types.get(incident.type)
     if incident_type is not None:  # a type since dropped from the run cards has no plan to refill
         plan = incident_type.plan
-        already, exclude, made = _still_needed(state, incident, plan, catalog, without=assignment.unit_id)
+        already, exclude, made = still_needed(state, incident, plan, catalog, without=assignment.unit_id)
         found.append(recommendation_made(incident.id, "unacknowledged", made, plan, LatLon.from_json(incident.location),
                                          catalog, already, exclude))
     return Decision(tuple(found), _expect(state, f"incident/{incident.id}"))
