@@ -164,6 +164,7 @@ def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = N
         node = await to_thread.run_sync(open_node, settings, clock, city)
         hub = Hub(settings.socket_queue, settings.telemetry_interval_s)
         node.listeners.append(hub.publish)
+        node.settle = hub.settle
         node.position_listeners.append(lambda unit_id, fix: hub.position(unit_id, fix.to_json()))
         await start_node(node)
         app.state.node, app.state.hub = node, hub

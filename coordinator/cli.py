@@ -19,10 +19,11 @@ def _serve(settings: Settings, args) -> int:
     print(f"commandpost: {mode}, log at {settings.log_url.split('@')[-1]}", file=sys.stderr)
     print("commandpost: mint a token with: commandpost token --role dispatcher", file=sys.stderr)
     # Event streams: no permessage-deflate (it cost 1.1-2.4x in DESIGN.md's measurements); pings every
-    # 20 s find dead peers within 40 s; a unit's message is a few hundred bytes, so frames stop at 64 KiB.
+    # 20 s find dead peers within 40 s; a unit's message is a few hundred bytes, so frames stop at 64 KiB;
+    # a peer that stopped reading cannot hold a shutdown for more than 5 s.
     uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port,
                 ws_per_message_deflate=False, ws_ping_interval=20.0, ws_ping_timeout=20.0,
-                ws_max_size=64 * 1024, log_level="info")
+                ws_max_size=64 * 1024, timeout_graceful_shutdown=5, log_level="info")
     return 0
 
 

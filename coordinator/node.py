@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Awaitable, Callable
 
 from anyio import to_thread
 
@@ -26,6 +26,8 @@ from .tracks import Fix, Tracks
 
 log = logging.getLogger(__name__)
 Listener = Callable[[Recorded], None]
+APPLY_CHUNK = 100      # events applied (and pushed to sockets) between two chances for the sockets to drain
+SETTLE_BUDGET_S = 0.5  # how long one catch-up may wait in all for sockets to drain
 
 
 class Node:
@@ -41,6 +43,7 @@ class Node:
         self.state = st.State()
         self.listeners: list[Listener] = []
         self.position_listeners: list[Callable[[str, Fix], None]] = []
+        self.settle: Callable[[float], Awaitable[float]] | None = None  # wait up to N s for listeners; time spent
         self._lock = asyncio.Lock()
         self._snapshot_seq = 0
         self._follower: asyncio.Task | None = None
@@ -157,10 +160,16 @@ class Node:
             return await self._catch_up()
 
     async def _catch_up(self) -> int:
-        applied = 0
+        """Apply what the log holds beyond our state. Listeners (the sockets' hub) get it in chunks, with
+        ``settle`` awaited between them, so a burst from another node does not overflow every socket's
+        queue at once; ``settle`` bounds its own wait, so a slow socket cannot stall the node."""
+        applied, budget = 0, SETTLE_BUDGET_S
         while True:
             batch = await to_thread.run_sync(self.log.read, self.state.seq, 5000)
-            self._apply(batch)
+            for start in range(0, len(batch), APPLY_CHUNK):
+                if start and self.settle is not None and budget > 0:
+                    budget -= await self.settle(budget)
+                self._apply(batch[start:start + APPLY_CHUNK])
             applied += len(batch)
             if len(batch) < 5000:
                 return applied

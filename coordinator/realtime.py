@@ -87,6 +87,15 @@ class Hub:
                 pushed = pushed or Pushed(rec, json.dumps(rec.to_json(), separators=(",", ":")))
                 sub.offer(pushed)
 
+    async def settle(self, most_s: float) -> float:
+        """Wait (at most ``most_s``) until no live socket's queue is more than half full; the time spent.
+        Between chunks of a catch-up burst: sockets that keep up get to drain, slow ones still overflow."""
+        started = self.monotonic()
+        while self.monotonic() - started < most_s and any(
+                not sub.overflowed and sub.queue.qsize() * 2 > self.queue_size for sub in self.subscriptions):
+            await asyncio.sleep(0.002)
+        return self.monotonic() - started
+
     def position(self, unit_id: str, fix: dict) -> None:
         """A unit's latest fix: sent now if the unit's interval has passed, else kept for ``flush``."""
         now = self.monotonic()

@@ -78,7 +78,7 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         duplicate_window_min=bounded("DUPLICATE_WINDOW_MIN", float, defaults.duplicate_window_min, 0, 7 * 24 * 60),
         auto_dispatch=parse_auto_dispatch(get("AUTO_DISPATCH")),
         ack_timeout_s=bounded("ACK_TIMEOUT_S", float, defaults.ack_timeout_s, 1, 3600, "a number of seconds"),
-        socket_queue=bounded("SOCKET_QUEUE", int, defaults.socket_queue, 10, 100_000, "a whole number"),
+        socket_queue=bounded("SOCKET_QUEUE", int, defaults.socket_queue, 200, 100_000, "a whole number"),
         telemetry_interval_s=bounded("TELEMETRY_INTERVAL_S", float, defaults.telemetry_interval_s, 0.05, 60,
                                      "a number of seconds"),
     )

@@ -34,6 +34,7 @@ from .tracks import Fix
 
 router = APIRouter(prefix="/v1")
 BACKLOG_PAGE = 1000
+SEND_TIMEOUT_S = 10.0  # a send blocked this long means a peer that stopped reading: let it go
 
 
 class Refused(Exception):
@@ -71,7 +72,14 @@ def _after(ws: WebSocket) -> int:
 async def _send_event(ws: WebSocket, p: auth.Principal, rec: Recorded, text: str | None, state) -> None:
     if text is None or (rec.type == "RecommendationMade" and not p.sees_everything):
         text = json.dumps(schemas.event_view(p, rec, state), separators=(",", ":"))
-    await ws.send_text(text)
+    await _send(ws, text)
+
+
+async def _send(ws: WebSocket, text: str) -> None:
+    """Send, or give the socket up: a peer that keeps its connection open but stops reading must not
+    hold its handler and its hub subscription for ever (uvicorn's ping timeout closes the transport
+    gracefully, which waits for the very buffer that never drains)."""
+    await asyncio.wait_for(ws.send_text(text), SEND_TIMEOUT_S)
 
 
 async def _stream(ws: WebSocket, p: auth.Principal, after: int, admits, sees_unit, inbox=None) -> None:
@@ -95,10 +103,10 @@ async def _stream(ws: WebSocket, p: auth.Principal, after: int, admits, sees_uni
         while True:
             item = await sub.queue.get()
             if item is OVERFLOW:
-                await ws.close(RESYNC, f"resync after={last}")
+                await asyncio.wait_for(ws.close(RESYNC, f"resync after={last}"), SEND_TIMEOUT_S)
                 return
             if isinstance(item, Telemetry):
-                await ws.send_text(item.text)
+                await _send(ws, item.text)
             elif isinstance(item, Pushed) and item.record.seq > last:
                 await _send_event(ws, p, item.record, item.text, node.state)
                 last = item.record.seq
@@ -119,7 +127,7 @@ async def _stream(ws: WebSocket, p: auth.Principal, after: int, admits, sees_uni
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError, WebSocketDisconnect, RuntimeError):
                 await task
 
 
@@ -154,7 +162,7 @@ async def unit_stream(ws: WebSocket, unit_id: str) -> None:
         return rec.data.get("unit_id") == unit_id and auth.can_see(p, rec, state or node.state)
 
     async def inbox(message: dict) -> None:
-        await ws.send_text(json.dumps(await _answer(ws, p, unit_id, message), separators=(",", ":")))
+        await _send(ws, json.dumps(await _answer(ws, p, unit_id, message), separators=(",", ":")))
 
     await _stream(ws, p, after, admits, None, inbox)
 
@@ -240,10 +248,10 @@ async def replay_window(ws: WebSocket) -> None:
             if step.delay_s > 0:
                 await asyncio.sleep(step.delay_s)
             if step.skipped_s:
-                await ws.send_text(json.dumps({"type": "replay_skipped", "seconds": round(step.skipped_s, 3)}))
+                await _send(ws, json.dumps({"type": "replay_skipped", "seconds": round(step.skipped_s, 3)}))
             await _send_event(ws, p, step.record, None, view)
             sent += 1
         if visible:
             previous = parse_time(visible[-1].at, "at")
-    await ws.send_text(json.dumps({"type": "replay_end", "from": format_at(frm), "to": format_at(to), "events": sent}))
+    await _send(ws, json.dumps({"type": "replay_end", "from": format_at(frm), "to": format_at(to), "events": sent}))
     await ws.close(1000, "replay finished")

@@ -218,7 +218,7 @@ def test_position_reports_reach_consoles_as_telemetry(client, dispatcher, token)
 
 
 @pytest.mark.parametrize("name, raw, words", [
-    ("CP_SOCKET_QUEUE", "5", "CP_SOCKET_QUEUE must be a whole number from 10 to 100,000"),
+    ("CP_SOCKET_QUEUE", "50", "CP_SOCKET_QUEUE must be a whole number from 200 to 100,000"),
     ("CP_SOCKET_QUEUE", "lots", "CP_SOCKET_QUEUE must be a number"),
     ("CP_TELEMETRY_INTERVAL_S", "0", "CP_TELEMETRY_INTERVAL_S must be a number of seconds from 0.05 to 60"),
     ("CP_TELEMETRY_INTERVAL_S", "nan", "CP_TELEMETRY_INTERVAL_S must be a number of seconds"),
@@ -229,7 +229,7 @@ def test_socket_settings_are_bounded_with_a_message(tmp_path, name, raw, words):
 
 
 def test_the_socket_queue_and_telemetry_interval_come_from_the_settings(tmp_path, clock):
-    settings = from_env({"CP_DATA_DIR": str(tmp_path), "CP_SOCKET_QUEUE": "50", "CP_TELEMETRY_INTERVAL_S": "0.5"})
+    settings = from_env({"CP_DATA_DIR": str(tmp_path), "CP_SOCKET_QUEUE": "250", "CP_TELEMETRY_INTERVAL_S": "0.5"})
     with TestClient(create_app(settings, clock=clock, city=tiny_city())) as client:
         hub = client.app.state.hub
-        assert (hub.queue_size, hub.telemetry_interval_s) == (50, 0.5)
+        assert (hub.queue_size, hub.telemetry_interval_s) == (250, 0.5)

@@ -80,3 +80,32 @@ def test_a_position_reported_to_one_node_reaches_the_other_nodes_recommendations
     [engine] = [line for line in made.lines if line["capability"] == "engine"]
     assert moved == 1 and [u["unit_id"] for u in engine["units"]] == ["E3"]
     log.engine.dispose()
+
+
+def test_a_burst_from_another_node_reaches_this_nodes_listeners_in_chunks_with_time_to_drain(tmp_path):
+    log = fresh_log("sqlite", tmp_path, Clock())
+    delivered: list[int] = []
+    chunks: list[int] = []
+
+    async def scenario():
+        a, b = node_on(log.engine, log.clock), node_on(log.engine, log.clock)
+        await a.start()
+        await b.start()
+        b.listeners.append(lambda rec: delivered.append(rec.seq))
+
+        async def settle(most_s):
+            chunks.append(len(delivered))
+            return 0.0
+
+        b.settle = settle
+        await a.handle(c.CommissionUnits(catalog().city.units), ADMIN)
+        for n in range(150):
+            await a.handle(c.ReportIncident(f"i-{n}", "fall", None, IN_WEST, "2026-11-26T20:00:00Z"), ADMIN)
+        await b.catch_up()
+        await a.stop()
+        await b.stop()
+
+    asyncio.run(scenario())
+    sizes = [later - earlier for earlier, later in zip([0, *chunks], [*chunks, len(delivered)])]
+    assert delivered == list(range(1, 310)) and max(sizes) <= 100 and len(chunks) >= 3
+    log.engine.dispose()

@@ -92,3 +92,30 @@ def test_telemetry_skips_a_queue_more_than_half_full_instead_of_forcing_a_resync
         hub.publish(rec)
     hub.position("E1", {"lat": 1.0})
     assert not sub.overflowed and len(drain(sub)) == 3
+
+
+def test_settle_waits_while_a_live_queue_is_over_half_full_and_never_longer_than_asked():
+    import asyncio
+
+    async def scenario():
+        hub = Hub(queue_size=10)
+        sub = hub.subscribe(lambda rec: True)
+        for rec in events(8):
+            hub.publish(rec)
+
+        async def reader():
+            while not sub.queue.empty():
+                await asyncio.sleep(0.01)
+                sub.queue.get_nowait()
+
+        task = asyncio.create_task(reader())
+        waited = await hub.settle(5.0)
+        assert sub.queue.qsize() <= 5 and waited < 1.0        # returned once the reader drained it
+        await task
+        stuck = hub.subscribe(lambda rec: True)
+        for rec in events(8, start=9):
+            hub.publish(rec)
+        assert 0.05 <= await hub.settle(0.05) < 0.5               # nobody reads: the budget bounds the wait
+        assert not stuck.overflowed
+
+    asyncio.run(scenario())
