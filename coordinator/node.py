@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections import deque
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
@@ -26,8 +27,8 @@ from .tracks import Fix, Tracks
 
 log = logging.getLogger(__name__)
 Listener = Callable[[Recorded], None]
-APPLY_CHUNK = 100      # events applied (and pushed to sockets) between two chances for the sockets to drain
-SETTLE_BUDGET_S = 0.5  # how long one catch-up may wait in all for sockets to drain
+PUBLISH_CHUNK = 100  # events handed to the sockets between two chances for them to drain
+SETTLE_S = 0.25      # the longest pause for draining sockets between two chunks
 
 
 class Node:
@@ -44,6 +45,9 @@ class Node:
         self.listeners: list[Listener] = []
         self.position_listeners: list[Callable[[str, Fix], None]] = []
         self.settle: Callable[[float], Awaitable[float]] | None = None  # wait up to N s for listeners; time spent
+        self._outbox: deque[Recorded] = deque()
+        self._outbox_ready = asyncio.Event()
+        self._publisher: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         self._snapshot_seq = 0
         self._follower: asyncio.Task | None = None
@@ -57,14 +61,16 @@ class Node:
         self.fleet.reset(self.state, {unit_id: fix.location for unit_id, fix in self.tracks.latest.items()})
         self._subscription = self.bus.subscribe()
         self._follower = asyncio.create_task(self._follow(), name="commandpost-follow")
+        self._publisher = asyncio.create_task(self._publish(), name="commandpost-publish")
 
     async def stop(self) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-            try:
-                await self._follower
-            except asyncio.CancelledError:
-                pass
+        for task in (self._follower, self._publisher):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
         if self._subscription is not None:
             self._subscription.close()
 
@@ -138,6 +144,10 @@ class Node:
     async def read_until(self, after: int, limit: int, until_seq: int) -> list[Recorded]:
         return await to_thread.run_sync(lambda: self.log.read(after, limit, until_seq))
 
+    async def head(self) -> int:
+        """The log's last seq (this node may not have applied all of it yet)."""
+        return await to_thread.run_sync(self.log.head)
+
     async def timeline(self, incident_id: str) -> list[Recorded]:
         return await to_thread.run_sync(self.log.incident_timeline, incident_id)
 
@@ -160,16 +170,10 @@ class Node:
             return await self._catch_up()
 
     async def _catch_up(self) -> int:
-        """Apply what the log holds beyond our state. Listeners (the sockets' hub) get it in chunks, with
-        ``settle`` awaited between them, so a burst from another node does not overflow every socket's
-        queue at once; ``settle`` bounds its own wait, so a slow socket cannot stall the node."""
-        applied, budget = 0, SETTLE_BUDGET_S
+        applied = 0
         while True:
             batch = await to_thread.run_sync(self.log.read, self.state.seq, 5000)
-            for start in range(0, len(batch), APPLY_CHUNK):
-                if start and self.settle is not None and budget > 0:
-                    budget -= await self.settle(budget)
-                self._apply(batch[start:start + APPLY_CHUNK])
+            self._apply(batch)
             applied += len(batch)
             if len(batch) < 5000:
                 return applied
@@ -192,8 +196,35 @@ class Node:
         for rec in records:
             if st.apply(self.state, rec):
                 self.fleet.observe(rec, self.state)
+                if self.listeners:
+                    self._outbox.append(rec)
+        if self._outbox:
+            self._outbox_ready.set()
+
+    async def _publish(self) -> None:
+        """Hand applied events to the listeners (the sockets' hub) in apply order, outside the node's
+        lock: a burst caught up from another node goes out PUBLISH_CHUNK at a time with ``settle``
+        between chunks, so sockets that keep up get to drain and none of it holds up intake."""
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            sent = 0
+            while self._outbox:
+                if sent >= PUBLISH_CHUNK and self.settle is not None:
+                    await self.settle(SETTLE_S)
+                    sent = 0
+                rec = self._outbox.popleft()
                 for listener in self.listeners:
-                    listener(rec)
+                    try:
+                        listener(rec)
+                    except Exception:  # one bad listener must not starve the others or stop publishing
+                        log.exception("a listener failed on event %s", rec.seq)
+                sent += 1
+
+    async def published(self) -> None:
+        """Until every applied event has gone to the listeners (for tests and an orderly stop)."""
+        while self._outbox:
+            await asyncio.sleep(0.001)
 
     async def _hint(self) -> None:
         try:

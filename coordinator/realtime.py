@@ -46,6 +46,7 @@ class Subscription:
     sees_unit: Callable[[str], bool] | None
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     overflowed: bool = False
+    owed: set[str] = field(default_factory=set)  # units whose newest fix was skipped while it was behind
 
     def offer(self, item: Any) -> None:
         if self.overflowed:
@@ -68,6 +69,7 @@ class Hub:
         self.subscriptions: set[Subscription] = set()
         self._last_sent: dict[str, float] = {}
         self._pending: dict[str, dict] = {}
+        self._latest: dict[str, dict] = {}
 
     def subscribe(self, admits: Callable[[Recorded], bool],
                   sees_unit: Callable[[str], bool] | None = None) -> Subscription:
@@ -88,17 +90,24 @@ class Hub:
                 sub.offer(pushed)
 
     async def settle(self, most_s: float) -> float:
-        """Wait (at most ``most_s``) until no live socket's queue is more than half full; the time spent.
-        Between chunks of a catch-up burst: sockets that keep up get to drain, slow ones still overflow."""
+        """Wait, at most ``most_s``, while some live socket's queue is over half full *and draining*; the
+        time spent. Between chunks of a burst: sockets that keep up get to drain, while a socket that
+        stopped reading is not waited for (it overflows and resyncs, as it would anyway)."""
         started = self.monotonic()
-        while self.monotonic() - started < most_s and any(
-                not sub.overflowed and sub.queue.qsize() * 2 > self.queue_size for sub in self.subscriptions):
-            await asyncio.sleep(0.002)
+        while self.monotonic() - started < most_s:
+            behind = {sub: sub.queue.qsize() for sub in self.subscriptions
+                      if not sub.overflowed and sub.queue.qsize() * 2 > self.queue_size}
+            if not behind:
+                break
+            await asyncio.sleep(0.01)
+            if all(sub.overflowed or sub.queue.qsize() >= size for sub, size in behind.items()):
+                break  # nobody is draining
         return self.monotonic() - started
 
     def position(self, unit_id: str, fix: dict) -> None:
         """A unit's latest fix: sent now if the unit's interval has passed, else kept for ``flush``."""
         now = self.monotonic()
+        self._latest[unit_id] = fix
         if now - self._last_sent.get(unit_id, -1e18) >= self.telemetry_interval_s:
             self._pending.pop(unit_id, None)
             self._send_position(unit_id, fix, now)
@@ -110,14 +119,26 @@ class Hub:
         now = self.monotonic()
         for unit_id in [u for u in self._pending if now - self._last_sent.get(u, -1e18) >= self.telemetry_interval_s]:
             self._send_position(unit_id, self._pending.pop(unit_id), now)
+        for sub in self.subscriptions:  # what a socket missed while it was behind: the newest fix, once
+            if sub.owed and not sub.overflowed and sub.queue.qsize() * 2 <= self.queue_size:
+                for unit_id in sorted(sub.owed):
+                    sub.offer(_telemetry(unit_id, self._latest[unit_id]))
+                sub.owed.clear()
 
     def _send_position(self, unit_id: str, fix: dict, now: float) -> None:
         self._last_sent[unit_id] = now
         item = None
         for sub in self.subscriptions:
-            if sub.sees_unit is None or sub.overflowed or sub.queue.qsize() * 2 > self.queue_size:
+            if sub.sees_unit is None or sub.overflowed or not sub.sees_unit(unit_id):
                 continue
-            if sub.sees_unit(unit_id):
-                item = item or Telemetry(unit_id, json.dumps({"type": "telemetry", "unit_id": unit_id, "position": fix},
-                                                             separators=(",", ":")))
-                sub.offer(item)
+            if sub.queue.qsize() * 2 > self.queue_size:
+                sub.owed.add(unit_id)
+                continue
+            sub.owed.discard(unit_id)
+            item = item or _telemetry(unit_id, fix)
+            sub.offer(item)
+
+
+def _telemetry(unit_id: str, fix: dict) -> Telemetry:
+    return Telemetry(unit_id, json.dumps({"type": "telemetry", "unit_id": unit_id, "position": fix},
+                                         separators=(",", ":")))

@@ -18,6 +18,7 @@ from datetime import datetime
 from .events import Recorded
 
 MAX_SPEED = 10_000.0
+MIN_SPEED = 0.01  # slower than a hundredth of real time is a typo, and its delays overflow JSON
 MAX_GAP_S = 60.0  # a quiet night replayed at 1x must not hold a socket silent for hours
 
 
@@ -40,8 +41,9 @@ def parse_speed(text: str) -> float:
         speed = float(text)
     except ValueError:
         raise ValueError(f"speed={text!r} is not a number; use for example 1, 2.5, or 0 for as fast as possible") from None
-    if not 0 <= speed <= MAX_SPEED:  # also refuses nan, which compares false with everything
-        raise ValueError(f"speed={text!r} must lie between 0 (as fast as possible) and {MAX_SPEED:,.0f}")
+    if not (speed == 0 or MIN_SPEED <= speed <= MAX_SPEED):  # also refuses nan, which compares false
+        raise ValueError(f"speed={text!r} must be 0 (as fast as possible) or lie between {MIN_SPEED:g} "
+                         f"and {MAX_SPEED:,.0f}")
     return speed + 0.0  # "-0" becomes 0.0
 
 

@@ -6,6 +6,7 @@ A refused socket is accepted and closed at once with a code and a reason a perso
     4400  bad query (after, from, to, speed)         4404  no such unit
     4401  no token, or a bad or expired one           4409  fell behind: "resync after=<seq>"
     4403  outside this token's scope                  1000  replay finished
+                                                      1009  a frame over 64 KiB (the server's limit)
 
 Resume without loss: subscribe to the hub first, then send the log after ``after`` (only what this
 node has applied, so scope is judged on state that knows the event), then the live queue, skipping
@@ -14,8 +15,8 @@ Dead peers are found by the server's websocket pings (``commandpost serve`` ping
 """
 
 import asyncio
-import contextlib
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -32,6 +33,7 @@ from .log import format_at
 from .realtime import OVERFLOW, RESYNC, Hub, Pushed, Telemetry
 from .tracks import Fix
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
 BACKLOG_PAGE = 1000
 SEND_TIMEOUT_S = 10.0  # a send blocked this long means a peer that stopped reading: let it go
@@ -62,10 +64,13 @@ def _principal(ws: WebSocket) -> auth.Principal:
         raise Refused(4401, err.message) from None
 
 
-def _after(ws: WebSocket) -> int:
+async def _after(ws: WebSocket) -> int:
     raw = ws.query_params.get("after", "0")
     if not raw.isdigit() or int(raw) > MAX_SEQ:
         raise Refused(4400, f"after={raw!r} must be a whole number of 0 or more (the last seq you received)")
+    head = await ws.app.state.node.head()
+    if int(raw) > head:  # a seq from another database, or a typo: it would silently skip what comes next
+        raise Refused(4400, f"after={raw} is beyond the log's last seq {head}; resume from a seq you received")
     return int(raw)
 
 
@@ -83,10 +88,27 @@ async def _send(ws: WebSocket, text: str) -> None:
 
 
 async def _stream(ws: WebSocket, p: auth.Principal, after: int, admits, sees_unit, inbox=None) -> None:
-    """Subscribe, send the backlog, then live events; run ``inbox`` (the client's messages) beside it."""
+    """Subscribe, send the backlog, then live events; run ``inbox`` (the client's messages) beside it.
+
+    A scoped reader (an agency console, a unit) may first meet an incident half way through its
+    story, when one of its units is assigned: before that incident's first event on this socket it
+    gets ``{"type": "incident_in_scope", "incident": {...}, "as_of_seq": N}`` with the incident as
+    it stands, so it never holds an event about an incident it knows nothing of."""
     node, hub = ws.app.state.node, ws.app.state.hub
     sub = hub.subscribe(admits, sees_unit)
     last = after
+    known: set[str] = set()
+
+    async def introduce(rec: Recorded, state) -> None:
+        incident_id = rec.stream.partition("/")[2]
+        if p.sees_everything or not rec.stream.startswith("incident/") or incident_id in known:
+            return
+        known.add(incident_id)
+        incident = state.incidents.get(incident_id)
+        if rec.type != "IncidentReported" and incident is not None:
+            await _send(ws, json.dumps({"type": "incident_in_scope", "as_of_seq": node.state.seq,
+                                        "incident": schemas.incident_view(incident, state, node.catalog)},
+                                       separators=(",", ":")))
 
     async def outgoing() -> None:
         nonlocal last
@@ -96,6 +118,7 @@ async def _stream(ws: WebSocket, p: auth.Principal, after: int, admits, sees_uni
             view = await _scope_view(node, p, records)
             for rec in records:
                 if admits(rec, view):
+                    await introduce(rec, view)
                     await _send_event(ws, p, rec, None, view)
                 last = rec.seq
             if len(records) < BACKLOG_PAGE:
@@ -108,6 +131,7 @@ async def _stream(ws: WebSocket, p: auth.Principal, after: int, admits, sees_uni
             if isinstance(item, Telemetry):
                 await _send(ws, item.text)
             elif isinstance(item, Pushed) and item.record.seq > last:
+                await introduce(item.record, node.state)
                 await _send_event(ws, p, item.record, item.text, node.state)
                 last = item.record.seq
 
@@ -119,23 +143,35 @@ async def _stream(ws: WebSocket, p: auth.Principal, after: int, admits, sees_uni
             if inbox is not None:
                 await inbox(message)
 
-    tasks = [asyncio.create_task(outgoing()), asyncio.create_task(incoming())]
+    await _together(outgoing(), incoming())
+    hub.unsubscribe(sub)
+
+
+async def _together(*jobs) -> None:
+    """Run a socket's jobs until the first ends (the peer left, the stream ended); cancel the rest.
+    A peer that left is normal; anything else is logged, never swallowed."""
+    tasks = [asyncio.create_task(job) for job in jobs]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        hub.unsubscribe(sub)
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError, WebSocketDisconnect, RuntimeError):
+            try:
                 await task
+            except (asyncio.CancelledError, WebSocketDisconnect):
+                pass
+            except (asyncio.TimeoutError, RuntimeError) as err:  # a send to a gone or stuck peer
+                log.info("socket ended: %s: %s", type(err).__name__, err)
+            except Exception:
+                log.exception("socket job failed")
 
 
 @router.websocket("/stream")
 async def console_stream(ws: WebSocket) -> None:
     """Every later event this token's scope may see, then live; unit positions as telemetry."""
     try:
-        p, after = _principal(ws), _after(ws)
+        p, after = _principal(ws), await _after(ws)
     except Refused as refused:
         return await _refuse(ws, refused.code, refused.reason)
     node = ws.app.state.node
@@ -149,7 +185,7 @@ async def unit_stream(ws: WebSocket, unit_id: str) -> None:
     """A field unit's own assignments, cancellations and status; it may send ack, status and position."""
     node = ws.app.state.node
     try:
-        p, after = _principal(ws), _after(ws)
+        p, after = _principal(ws), await _after(ws)
         if unit_id not in node.state.units:
             raise Refused(4404, f"No unit {unit_id}")
         if not auth.can_see_unit(p, node.state, unit_id):
@@ -173,7 +209,7 @@ async def _answer(ws: WebSocket, p: auth.Principal, unit_id: str, message: dict)
     try:
         try:
             body = json.loads(message.get("text") or message.get("bytes") or b"")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise Invalid("A message must be a JSON object such as "
                           '{"type": "ack", "id": "1", "assignment_id": "..."}') from None
         if not isinstance(body, dict):
@@ -235,23 +271,36 @@ async def replay_window(ws: WebSocket) -> None:
     except Refused as refused:
         return await _refuse(ws, refused.code, refused.reason)
     await ws.accept()
-    after, until = await node.window(frm, to)
-    sent, previous = 0, frm
-    while after < until:
-        records = await node.read_until(after, BACKLOG_PAGE, until)
-        if not records:
-            break
-        after = records[-1].seq
-        view = await _scope_view(node, p, records)
-        visible = [r for r in records if auth.can_see(p, r, view)]
-        for step in replay.pace(visible, speed, previous):
-            if step.delay_s > 0:
-                await asyncio.sleep(step.delay_s)
-            if step.skipped_s:
-                await _send(ws, json.dumps({"type": "replay_skipped", "seconds": round(step.skipped_s, 3)}))
-            await _send_event(ws, p, step.record, None, view)
-            sent += 1
-        if visible:
-            previous = parse_time(visible[-1].at, "at")
-    await _send(ws, json.dumps({"type": "replay_end", "from": format_at(frm), "to": format_at(to), "events": sent}))
-    await ws.close(1000, "replay finished")
+
+    async def play() -> None:
+        """Sends at absolute times (start + total delay so far), so send time never adds up into drift."""
+        loop = asyncio.get_running_loop()
+        after, until = await node.window(frm, to)
+        sent, previous, due = 0, frm, loop.time()
+        while after < until:
+            records = await node.read_until(after, BACKLOG_PAGE, until)
+            if not records:
+                break
+            after = records[-1].seq
+            view = await _scope_view(node, p, records)
+            visible = [r for r in records if auth.can_see(p, r, view)]
+            for step in replay.pace(visible, speed, previous):
+                due += step.delay_s
+                if due > loop.time():
+                    await asyncio.sleep(due - loop.time())
+                if step.skipped_s:
+                    await _send(ws, json.dumps({"type": "replay_skipped", "seconds": round(step.skipped_s, 3)},
+                                               allow_nan=False))
+                await _send_event(ws, p, step.record, None, view)
+                sent += 1
+            if visible:
+                previous = parse_time(visible[-1].at, "at")
+        await _send(ws, json.dumps({"type": "replay_end", "from": format_at(frm), "to": format_at(to),
+                                    "events": sent}))
+        await ws.close(1000, "replay finished")
+
+    async def leaving() -> None:  # a client that goes away ends its replay at once
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
+
+    await _together(play(), leaving())

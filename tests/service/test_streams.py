@@ -61,6 +61,7 @@ class TestConsoleStream:
         ("/v1/stream?after=-1", "dispatcher", 4400, "whole number"),
         ("/v1/stream?after=abc", "dispatcher", 4400, "whole number"),
         ("/v1/stream?after=99999999999999999999", "dispatcher", 4400, "whole number"),
+        ("/v1/stream?after=12", "dispatcher", 4400, "beyond the log's last seq 9"),
         ("/v1/units/NOPE/stream", "dispatcher", 4404, "No unit NOPE"),
         ("/v1/units/E1/stream", "unit:M1", 4403, "outside this token's scope"),
         ("/v1/units/E1/stream", "police", 4403, "outside this token's scope"),
@@ -105,13 +106,29 @@ class TestScopes:
             assert receive(ws, 1)[0]["type"] == "UnitCommissioned"
             assign(client, dispatcher, incident["id"], "E2")           # someone else's
             made = assign(client, dispatcher, incident["id"], "E1")["assignments"][0]
-            got = receive(ws, 2)
+            intro, *got = receive(ws, 3)
+            # the crew learns where to go with its assignment, not by another request
+            assert intro["type"] == "incident_in_scope" and intro["incident"]["id"] == incident["id"]
+            assert intro["incident"]["location"] == incident["location"] and intro["incident"]["type"] == "structure_fire"
             assert [(e["type"], e["data"]["unit_id"]) for e in got] == [("UnitAssigned", "E1"),
                                                                         ("UnitStatusChanged", "E1")]
             client.post(f"/v1/assignments/{made['id']}/cancel", headers=dispatcher)
             ended = receive(ws, 2)
             assert [e["type"] for e in ended] == ["AssignmentEnded", "UnitStatusChanged"]
             assert ended[0]["data"]["reason"] == "cancelled"
+
+
+    def test_an_incident_entering_an_agency_scope_mid_stream_is_introduced_before_its_events(self, client,
+                                                                                               dispatcher, token):
+        police = token("dispatcher", agency="pd")
+        with client.websocket_connect(f"/v1/stream?after={UNITS}", headers=police) as ws:
+            arrest = report(client, dispatcher, kind="cardiac_arrest")           # fire and EMS only
+            client.post(f"/v1/incidents/{arrest['id']}/notes", json={"text": "door code 1234"}, headers=dispatcher)
+            assign(client, dispatcher, arrest["id"], "P1")                        # now police are involved
+            intro, assigned, status = receive(ws, 3)
+        assert intro["type"] == "incident_in_scope" and intro["incident"]["id"] == arrest["id"]
+        assert intro["incident"]["notes"][0]["text"] == "door code 1234" and intro["as_of_seq"] >= assigned["seq"] - 1
+        assert (assigned["type"], status["type"]) == ("UnitAssigned", "UnitStatusChanged")
 
 
 class TestSlowConsumer:
@@ -154,6 +171,7 @@ class TestUnitMessages:
 
     @pytest.mark.parametrize("message, words", [
         ("not json", "must be a JSON object"),
+        ("[" * 5000 + "]" * 5000, "must be a JSON object"),          # nested too deep for the parser
         ("[1, 2]", "must be a JSON object"),
         ('{"type": "fly", "id": "x"}', "Unknown message type 'fly'"),
         ('{"type": "ack", "id": "x"}', "needs assignment_id"),
@@ -177,7 +195,8 @@ class TestUnitMessages:
     def test_a_unit_cannot_acknowledge_another_units_assignment(self, client, dispatcher, token):
         incident = report(client, dispatcher)
         other = assign(client, dispatcher, incident["id"], "E2")["assignments"][0]
-        with client.websocket_connect("/v1/units/E1/stream?after=999", headers=token("unit", unit="E1")) as ws:
+        with client.websocket_connect(f"/v1/units/E1/stream?after={head(client, dispatcher)}",
+                                      headers=token("unit", unit="E1")) as ws:
             ws.send_json({"type": "ack", "id": 1, "assignment_id": other["id"]})
             error = ws.receive_json()
         assert error["type"] == "error" and "not unit E1's" in error["message"]

@@ -102,6 +102,7 @@ def test_a_burst_from_another_node_reaches_this_nodes_listeners_in_chunks_with_t
         for n in range(150):
             await a.handle(c.ReportIncident(f"i-{n}", "fall", None, IN_WEST, "2026-11-26T20:00:00Z"), ADMIN)
         await b.catch_up()
+        await b.published()
         await a.stop()
         await b.stop()
 

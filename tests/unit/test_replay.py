@@ -164,12 +164,14 @@ def test_parse_speed_reads_minus_zero_as_zero():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("-1", "speed='-1' must lie between 0 (as fast as possible) and 10,000"),
-    ("1e9", "speed='1e9' must lie between 0 (as fast as possible) and 10,000"),
-    ("10000.5", "speed='10000.5' must lie between"),
-    ("nan", "speed='nan' must lie between"),
-    ("inf", "speed='inf' must lie between"),
-    ("-inf", "speed='-inf' must lie between"),
+    ("-1", "speed='-1' must be 0 (as fast as possible) or lie between 0.01 and 10,000"),
+    ("1e9", "speed='1e9' must be 0 (as fast as possible) or lie between 0.01 and 10,000"),
+    ("10000.5", "speed='10000.5' must be 0"),
+    ("nan", "speed='nan' must be 0"),
+    ("inf", "speed='inf' must be 0"),
+    ("-inf", "speed='-inf' must be 0"),
+    ("1e-320", "speed='1e-320' must be 0"),
+    ("0.001", "speed='0.001' must be 0"),
     ("fast", "speed='fast' is not a number; use for example 1, 2.5, or 0 for as fast as possible"),
     ("", "speed='' is not a number"),
 ])
