@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import uuid
@@ -156,7 +157,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal", f"Something went wrong on our side (request {request_id}); it is logged")
 
 
-def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = None) -> FastAPI:
+def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = None,
+               tune_gc: bool = False) -> FastAPI:
+    """``tune_gc`` (``commandpost serve`` sets it): once started, freeze what start-up built (the city,
+    the projection) out of the collector's reach and collect the young generation less often. Full
+    collections over the projection paused fan-out for 200 ms at a time (bench/fanout.py)."""
     secret = resolve_secret(settings)
 
     @asynccontextmanager
@@ -168,6 +173,10 @@ def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = N
         node.position_listeners.append(lambda unit_id, fix: hub.position(unit_id, fix.to_json()))
         await start_node(node)
         app.state.node, app.state.hub = node, hub
+        if tune_gc:
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(50_000, 20, 100)
         tasks = [asyncio.create_task(_flush_telemetry(hub), name="commandpost-telemetry"),
                  asyncio.create_task(watch_acks(node, clock, settings.ack_timeout_s, 1.0, SYSTEM),
                                      name="commandpost-ack-watchdog")]

@@ -14,7 +14,7 @@ def _serve(settings: Settings, args) -> int:
 
     from .app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, tune_gc=True)
     mode = "embedded (SQLite, in-process bus)" if settings.embedded else "production"
     print(f"commandpost: {mode}, log at {settings.log_url.split('@')[-1]}", file=sys.stderr)
     print("commandpost: mint a token with: commandpost token --role dispatcher", file=sys.stderr)

@@ -84,7 +84,8 @@ async def _send(ws: WebSocket, text: str) -> None:
     """Send, or give the socket up: a peer that keeps its connection open but stops reading must not
     hold its handler and its hub subscription for ever (uvicorn's ping timeout closes the transport
     gracefully, which waits for the very buffer that never drains)."""
-    await asyncio.wait_for(ws.send_text(text), SEND_TIMEOUT_S)
+    async with asyncio.timeout(SEND_TIMEOUT_S):  # a timer, not a task per send (wait_for made one)
+        await ws.send({"type": "websocket.send", "text": text})
 
 
 async def _stream(ws: WebSocket, p: auth.Principal, after: int, admits, sees_unit, inbox=None) -> None:
@@ -126,12 +127,14 @@ async def _stream(ws: WebSocket, p: auth.Principal, after: int, admits, sees_uni
         while True:
             item = await sub.queue.get()
             if item is OVERFLOW:
-                await asyncio.wait_for(ws.close(RESYNC, f"resync after={last}"), SEND_TIMEOUT_S)
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    await ws.close(RESYNC, f"resync after={last}")
                 return
             if isinstance(item, Telemetry):
                 await _send(ws, item.text)
             elif isinstance(item, Pushed) and item.record.seq > last:
-                await introduce(item.record, node.state)
+                if not p.sees_everything:
+                    await introduce(item.record, node.state)
                 await _send_event(ws, p, item.record, item.text, node.state)
                 last = item.record.seq
 
