@@ -67,24 +67,28 @@ class Hub:
         self.telemetry_interval_s = telemetry_interval_s
         self.monotonic = monotonic
         self.subscriptions: set[Subscription] = set()
+        self.first: set[Subscription] = set()
         self._last_sent: dict[str, float] = {}
         self._pending: dict[str, dict] = {}
         self._latest: dict[str, dict] = {}
 
     def subscribe(self, admits: Callable[[Recorded], bool],
-                  sees_unit: Callable[[str], bool] | None = None) -> Subscription:
-        """``sees_unit``: which units' positions this socket gets (None: no telemetry)."""
+                  sees_unit: Callable[[str], bool] | None = None, first: bool = False) -> Subscription:
+        """``sees_unit``: which units' positions this socket gets (None: no telemetry). ``first``: served
+        before the others (a unit's stream: a crew's assignment must not wait behind 1,000 consoles)."""
         sub = Subscription(admits, sees_unit, asyncio.Queue(self.queue_size))
-        self.subscriptions.add(sub)
+        (self.first if first else self.subscriptions).add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
+        self.first.discard(sub)
         self.subscriptions.discard(sub)
 
     def publish(self, rec: Recorded) -> None:
-        """Called for every event the node applies, in seq order, on the event loop."""
+        """Called for every event the node applies, in seq order, on the event loop. Units' streams are
+        offered it first, so their tasks are woken, and send, first."""
         pushed = None
-        for sub in self.subscriptions:
+        for sub in (*self.first, *self.subscriptions) if self.first else self.subscriptions:
             if not sub.overflowed and sub.admits(rec):
                 pushed = pushed or Pushed(rec, json.dumps(rec.to_json(), separators=(",", ":")))
                 sub.offer(pushed)

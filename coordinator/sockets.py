@@ -88,7 +88,8 @@ async def _send(ws: WebSocket, text: str) -> None:
         await ws.send({"type": "websocket.send", "text": text})
 
 
-async def _stream(ws: WebSocket, p: auth.Principal, after: int, admits, sees_unit, inbox=None) -> None:
+async def _stream(ws: WebSocket, p: auth.Principal, after: int, admits, sees_unit, inbox=None,
+                  first: bool = False) -> None:
     """Subscribe, send the backlog, then live events; run ``inbox`` (the client's messages) beside it.
 
     A scoped reader (an agency console, a unit) may first meet an incident half way through its
@@ -96,7 +97,7 @@ async def _stream(ws: WebSocket, p: auth.Principal, after: int, admits, sees_uni
     gets ``{"type": "incident_in_scope", "incident": {...}, "as_of_seq": N}`` with the incident as
     it stands, so it never holds an event about an incident it knows nothing of."""
     node, hub = ws.app.state.node, ws.app.state.hub
-    sub = hub.subscribe(admits, sees_unit)
+    sub = hub.subscribe(admits, sees_unit, first)
     last = after
     known: set[str] = set()
 
@@ -203,7 +204,7 @@ async def unit_stream(ws: WebSocket, unit_id: str) -> None:
     async def inbox(message: dict) -> None:
         await _send(ws, json.dumps(await _answer(ws, p, unit_id, message), separators=(",", ":")))
 
-    await _stream(ws, p, after, admits, None, inbox)
+    await _stream(ws, p, after, admits, None, inbox, first=True)
 
 
 async def _answer(ws: WebSocket, p: auth.Principal, unit_id: str, message: dict) -> dict[str, Any]:

@@ -138,3 +138,13 @@ def test_a_fix_skipped_while_a_socket_was_behind_is_sent_once_it_has_caught_up()
     assert json.loads(owed.text)["position"] == {"lat": 2.0}
     hub.flush()
     assert drain(sub) == []
+
+
+def test_units_streams_are_offered_each_event_before_the_consoles():
+    hub = Hub()
+    order = []
+    for n in range(5):
+        hub.subscribe(lambda rec, n=n: order.append(f"console{n}") or True)
+    hub.subscribe(lambda rec: order.append("unit") or True, first=True)
+    hub.publish(events(1)[0])
+    assert order[0] == "unit" and len(order) == 6
