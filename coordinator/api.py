@@ -32,14 +32,26 @@ def get_clock(request: Request) -> Callable[[], datetime]:
     return request.app.state.clock
 
 
-def get_principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> auth.Principal:
-    if not authorization:
-        raise Unauthorized("This path needs a header 'Authorization: Bearer <token>'; "
+def principal_from(app, authorization: str | None, token: str | None = None) -> auth.Principal:
+    """The bearer of a request or socket: ``Authorization: Bearer <token>``, or (sockets from a browser) a
+    ``token`` query parameter. Unauthorized, with a message saying what to send, otherwise."""
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("The Authorization header must read 'Bearer <token>'")
+    if not token or not token.strip():
+        raise Unauthorized("A token is needed: 'Authorization: Bearer <token>' (or ?token= on a websocket); "
                            "mint one with: commandpost token --role dispatcher")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("The Authorization header must read 'Bearer <token>'")
-    return auth.verify(request.app.state.secret, token.strip(), int(request.app.state.clock().timestamp()))
+    return auth.verify(app.state.secret, token.strip(), int(app.state.clock().timestamp()))
+
+
+def get_principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> auth.Principal:
+    return principal_from(request.app, authorization)
+
+
+def fix_from(body: schemas.PositionIn, now: datetime) -> Fix:
+    """A position report as telemetry: its time defaults to now, and a device clock ahead is clamped."""
+    return Fix(LatLon(body.lat, body.lon), not_ahead(body.at or now, now, "Position time"), body.heading, body.speed)
 
 
 NodeDep = Annotated[Node, Depends(get_node)]
@@ -99,7 +111,7 @@ def _position(node: Node, unit: st.Unit) -> dict[str, Any] | None:
     return fix.to_json() if fix else None
 
 
-async def _scope_view(node: Node, p: auth.Principal, records: list[Recorded]) -> st.State:
+async def scope_view(node: Node, p: auth.Principal, records: list[Recorded]) -> st.State:
     """Live state, plus the incidents of ``records`` that have left it: scope is judged on both, so a
     console reading old history sees what it saw then."""
     if p.sees_everything or p.role == "unit":
@@ -234,8 +246,7 @@ async def change_status(unit_id: str, body: schemas.StatusIn, request: Request, 
 
 @router.put("/units/{unit_id}/position", summary="AVL position report (telemetry, not hash-chained)")
 async def move(unit_id: str, body: schemas.PositionIn, node: NodeDep, p: PrincipalDep, clock: ClockDep):
-    at = not_ahead(body.at or clock(), clock(), "Position time")
-    stored = await node.move(unit_id, Fix(LatLon(body.lat, body.lon), at, body.heading, body.speed), p)
+    stored = await node.move(unit_id, fix_from(body, clock()), p)
     fix = node.tracks.latest[unit_id]
     return {"unit_id": unit_id, "position": fix.to_json(), "sampled": stored}
 
@@ -262,7 +273,7 @@ async def state_at(at: str, node: NodeDep, p: PrincipalDep,
 async def read_events(node: NodeDep, p: PrincipalDep, after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
                       limit: Annotated[int, Query(ge=1, le=5000)] = 500):
     records = await node.read(after, limit)
-    view = await _scope_view(node, p, records)
+    view = await scope_view(node, p, records)
     visible = [schemas.event_view(p, r, view) for r in records if auth.can_see(p, r, view)]
     return {"events": visible, "next_after": records[-1].seq if records else after, "head": node.state.seq}
 

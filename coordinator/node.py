@@ -132,17 +132,14 @@ class Node:
         return len(changed)
 
     # -- reads (the log and tracks, in a worker thread) ---------------------------------------------
-    async def read(self, after: int, limit: int) -> list[Recorded]:
-        return await to_thread.run_sync(self.log.read, after, limit)
+    async def read(self, after: int, limit: int, until_seq: int | None = None) -> list[Recorded]:
+        return await to_thread.run_sync(self.log.read, after, limit, until_seq)
 
     async def window(self, frm: datetime, to: datetime) -> tuple[int, int]:
         """The seqs just before ``frm`` and at ``to``: a time window as a seq range, by the time index."""
         def bounds() -> tuple[int, int]:
             return self.log.seq_at(frm - timedelta(microseconds=1)), self.log.seq_at(to)
         return await to_thread.run_sync(bounds)
-
-    async def read_until(self, after: int, limit: int, until_seq: int) -> list[Recorded]:
-        return await to_thread.run_sync(lambda: self.log.read(after, limit, until_seq))
 
     async def head(self) -> int:
         """The log's last seq (this node may not have applied all of it yet)."""

@@ -22,16 +22,14 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from geo import LatLon
 
 from . import auth, replay, schemas
 from . import commands as c
-from .api import MAX_SEQ, _scope_view, not_ahead, parse_time
+from .api import MAX_SEQ, fix_from, parse_time, principal_from, scope_view
 from .errors import CommandpostError, Invalid, STATUS
 from .events import Recorded
 from .log import format_at
-from .realtime import OVERFLOW, RESYNC, Hub, Pushed, Telemetry
-from .tracks import Fix
+from .realtime import OVERFLOW, RESYNC, Pushed, Telemetry
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
@@ -50,16 +48,8 @@ async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
 
 
 def _principal(ws: WebSocket) -> auth.Principal:
-    header = ws.headers.get("authorization")
-    token = ws.query_params.get("token")
-    if header:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer":
-            raise Refused(4401, "The Authorization header must read 'Bearer <token>'")
-    if not token or not token.strip():
-        raise Refused(4401, "A token is needed: 'Authorization: Bearer <token>' or ?token=")
     try:
-        return auth.verify(ws.app.state.secret, token.strip(), int(ws.app.state.clock().timestamp()))
+        return principal_from(ws.app, ws.headers.get("authorization"), ws.query_params.get("token"))
     except CommandpostError as err:
         raise Refused(4401, err.message) from None
 
@@ -117,7 +107,7 @@ async def _stream(ws: WebSocket, p: auth.Principal, after: int, admits, sees_uni
         while True:  # the backlog, page by page, up to what this node has applied
             head = node.state.seq
             records = [r for r in await node.read(last, BACKLOG_PAGE) if r.seq <= head]
-            view = await _scope_view(node, p, records)
+            view = await scope_view(node, p, records)
             for rec in records:
                 if admits(rec, view):
                     await introduce(rec, view)
@@ -247,11 +237,8 @@ async def _act(ws: WebSocket, p: auth.Principal, unit_id: str, body: dict) -> di
         await node.handle(c.ChangeUnitStatus(unit_id, status.status), p)
         return {"status": node.state.units[unit_id].status}
     if kind == "position":
-        fields = {k: v for k, v in body.items() if k not in ("type", "id")}
-        position = schemas.PositionIn.model_validate(fields)
-        at = not_ahead(position.at or clock(), clock(), "Position time")
-        fix = Fix(LatLon(position.lat, position.lon), at, position.heading, position.speed)
-        stored = await node.move(unit_id, fix, p)
+        position = schemas.PositionIn.model_validate({k: v for k, v in body.items() if k not in ("type", "id")})
+        stored = await node.move(unit_id, fix_from(position, clock()), p)
         return {"sampled": stored}
     raise Invalid(f"Unknown message type {kind!r}; a unit may send ack, status or position")
 
@@ -282,11 +269,11 @@ async def replay_window(ws: WebSocket) -> None:
         after, until = await node.window(frm, to)
         sent, previous, due = 0, frm, loop.time()
         while after < until:
-            records = await node.read_until(after, BACKLOG_PAGE, until)
+            records = await node.read(after, BACKLOG_PAGE, until)
             if not records:
                 break
             after = records[-1].seq
-            view = await _scope_view(node, p, records)
+            view = await scope_view(node, p, records)
             visible = [r for r in records if auth.can_see(p, r, view)]
             for step in replay.pace(visible, speed, previous):
                 due += step.delay_s

@@ -56,7 +56,7 @@ class Tracks:
         query = sa.select(track_points_table).join(newest, track_points_table.c.id == newest.c.id)
         with self.engine.connect() as conn:
             for row in conn.execute(query):
-                fix = Fix(LatLon(row.lat, row.lon), row.at, row.heading, row.speed)
+                fix = _fix(row)
                 self.latest[row.unit_id] = self._sampled[row.unit_id] = fix
                 self._seen_id = max(self._seen_id, row.id)
 
@@ -71,7 +71,7 @@ class Tracks:
         with self._lock:
             for row in rows:
                 self._seen_id = max(self._seen_id, row.id)
-                fix = Fix(LatLon(row.lat, row.lon), row.at, row.heading, row.speed)
+                fix = _fix(row)
                 current = self.latest.get(row.unit_id)
                 if current is None or fix.at > current.at:
                     self.latest[row.unit_id] = self._sampled[row.unit_id] = fix
@@ -110,5 +110,9 @@ class Tracks:
         query = sa.select(track_points_table).join(
             newest, sa.and_(c.unit_id == newest.c.unit_id, c.at == newest.c.at))
         with self.engine.connect() as conn:
-            return {row.unit_id: Fix(LatLon(row.lat, row.lon), row.at, row.heading, row.speed)
+            return {row.unit_id: _fix(row)
                     for row in conn.execute(query)}
+
+
+def _fix(row) -> Fix:
+    return Fix(LatLon(row.lat, row.lon), row.at, row.heading, row.speed)

@@ -31,6 +31,16 @@ def shared_data() -> Path | None:
     return path if path.is_dir() else None
 
 
+def require_shared_data() -> Path:
+    """The shared data folder, or skip the calling test with the reason (CI always has it)."""
+    import pytest
+
+    path = shared_data()
+    if path is None:
+        pytest.skip("../shared/data is absent beside the repository; these tests read the real files there")
+    return path
+
+
 def _data(city: str) -> Path:
     root = shared_data()
     if root is None:

@@ -15,7 +15,7 @@ from coordinator.auth import verify
 from coordinator.cli import main
 from coordinator.settings import Settings, resolve_secret
 
-from ..realcity import seattle_manifest, shared_data
+from ..realcity import require_shared_data, seattle_manifest
 
 BIN = Path(sys.executable).parent / "commandpost"
 
@@ -43,8 +43,7 @@ def test_a_placeholder_secret_is_refused(tmp_path, capsys):
 
 @pytest.mark.realdata
 def test_import_a_real_city_then_verify(tmp_path, capsys):
-    if shared_data() is None:
-        pytest.skip("../shared/data is absent: the Seattle files are needed")
+    require_shared_data()
     (tmp_path / "city").mkdir()
     manifest = seattle_manifest(tmp_path / "city")
     data = tmp_path / "data"

@@ -8,17 +8,14 @@ import pytest
 
 from coordinator.importer import load_manifest
 from geo.coords import LatLon, haversine_m
-from tests.realcity import seattle_manifest, sf_manifest, shared_data
+from tests.realcity import require_shared_data, seattle_manifest, sf_manifest
 
 SFFD_DISTINCT_UNITS = 178
 
 
 @pytest.fixture
 def shared() -> Path:
-    data = shared_data()
-    if data is None:
-        pytest.skip("../shared/data is absent beside the repository; these tests read the real files there")
-    return data
+    return require_shared_data()
 
 
 # -- small files ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 
 from geo import District, DistrictIndex, LatLon
 from geo.geojson import read_districts
-from tests.realcity import shared_data
+from tests.realcity import require_shared_data
 
 pytestmark = pytest.mark.realdata
 
@@ -50,10 +50,7 @@ SHARED_VERTICES = [
 
 @pytest.fixture(scope="module")
 def shared() -> Path:
-    data = shared_data()
-    if data is None:
-        pytest.skip("../shared/data is absent beside the repository; these tests read the real files there")
-    return data
+    return require_shared_data()
 
 
 def load(path: Path):

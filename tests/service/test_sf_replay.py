@@ -23,7 +23,7 @@ from coordinator.importer import load_manifest
 from coordinator.settings import Settings
 
 from ..builders import Clock
-from ..realcity import SF_CALLS, sf_manifest, shared_data
+from ..realcity import SF_CALLS, require_shared_data, sf_manifest
 
 pytestmark = pytest.mark.realdata
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -76,9 +76,7 @@ def first_day_actions(data) -> tuple[list[tuple], dict]:
 
 
 def test_a_real_day_of_san_francisco_calls(tmp_path):
-    data = shared_data()
-    if data is None:
-        pytest.skip("../shared/data is absent: the San Francisco files are needed")
+    data = require_shared_data()
     (tmp_path / "city").mkdir()
     city = load_manifest(sf_manifest(tmp_path / "city"))
     actions, facts = first_day_actions(data)

@@ -16,7 +16,7 @@ from coordinator.dispatch import Fleet
 from coordinator.handlers import Catalog
 from coordinator.importer import load_manifest
 
-from ..realcity import SF_CALLS, sf_manifest, shared_data
+from ..realcity import SF_CALLS, require_shared_data, sf_manifest
 
 pytestmark = pytest.mark.realdata
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "sf_week.py"
@@ -24,9 +24,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "sf_week.py"
 
 @pytest.fixture(scope="module")
 def week(tmp_path_factory):
-    data = shared_data()
-    if data is None:
-        pytest.skip("../shared/data is absent beside the repository; these tests read the real files there")
+    data = require_shared_data()
     spec = importlib.util.spec_from_file_location("sf_week", BENCH)
     sf_week = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(BENCH.parent))      # the bench scripts import their _timing helpers
