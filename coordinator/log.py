@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -146,6 +146,92 @@ class Verification:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Head:
+    """The log's last event as the next one chains onto it."""
+    seq: int
+    at: str | None
+    hash: str
+
+
+def number(decision: Decision, actor: str, head: Head, now: datetime, new_id: Callable[[], str]) -> list[ev.Recorded]:
+    """The decision's events numbered after ``head``, stamped and hash-chained. Time never runs
+    backwards along seq, across nodes whose clocks differ: an event is stamped no earlier than the head."""
+    at = format_at(now)
+    at = max(at, head.at) if head.at else at  # one format, so the strings compare as times
+    seq, prev_hash, versions, records = head.seq, head.hash, dict(decision.expect), []
+    for event in decision.events:
+        seq += 1
+        stream, kind = event.stream(), type(event).__name__
+        versions[stream] = versions.get(stream, 0) + 1
+        data, eid = plain(ev.to_data(event)), new_id()
+        digest = ev.chain_hash(seq, eid, kind, at, stream, versions[stream], actor, data, prev_hash)
+        records.append(ev.Recorded(seq, eid, kind, at, stream, versions[stream], actor, data, prev_hash, digest))
+        prev_hash = digest
+    return records
+
+
+def head_after(head: Head, records: list[ev.Recorded]) -> Head:
+    return Head(records[-1].seq, records[-1].at, records[-1].hash) if records else head
+
+
+def _row(r: ev.Recorded) -> dict[str, Any]:
+    return {"seq": r.seq, "id": r.id, "type": r.type, "at": parse_at(r.at), "stream": r.stream,
+            "version": r.version, "actor": r.actor, "data": r.data,
+            "incident_id": r.data.get("incident_id"), "prev_hash": r.prev_hash, "hash": r.hash}
+
+
+Entry = tuple[list[ev.Recorded], str | None, str | None]  # one decision's records, its idempotency key and body hash
+
+
+class Appending:
+    """An open append transaction holding the write lock (``EventLog.begin``): ``gap`` is what other
+    writers appended after the caller's seq, ``earlier`` the first results of idempotency keys asked
+    about. ``commit`` writes every decision of a batch in one transaction (group commit)."""
+
+    def __init__(self, log: "EventLog", conn, trans, head: Head, gap: list[ev.Recorded],
+                 earlier: dict[str, "AppendResult | Invalid"]):
+        self.log, self.conn, self.trans = log, conn, trans
+        self.head, self.gap, self.earlier = head, gap, earlier
+
+    def commit(self, entries: list[Entry], expect: Mapping[str, int] | None = None) -> None:
+        """Write and commit; the connection is closed whatever happens. A conflict names the stream
+        that moved, read after the rollback (``expect``: the versions the decisions were made on)."""
+        try:
+            rows = [_row(r) for records, _, _ in entries for r in records]
+            if rows:
+                self.conn.execute(INSERT, rows)
+            keys = [{"key": key, "request_hash": body_hash, "first_seq": records[0].seq, "last_seq": records[-1].seq}
+                    for records, key, body_hash in entries if key is not None and records]
+            if keys:
+                self.conn.execute(idempotency_table.insert(), keys)
+            self.trans.commit()
+        except sa.exc.IntegrityError:
+            self.abort()
+            raise self.log._conflict(expect or {}) from None
+        except sa.exc.DataError as err:
+            self.abort()
+            raise Invalid(f"The log cannot store a value of this request: {err.orig}") from None
+        except sa.exc.OperationalError as err:
+            self.abort()
+            raise Unavailable(f"The event log is unreachable: {err.orig}") from None
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self.conn.close()
+
+    def abort(self) -> None:
+        """Roll back and let go of the lock (a dead connection rolls back by itself)."""
+        try:
+            if self.trans.is_active:
+                self.trans.rollback()
+        except sa.exc.SQLAlchemyError:
+            pass
+        finally:
+            self.conn.close()
+
+
 def request_hash(doc: Any) -> str:
     return hashlib.sha256(ev.canonical_json(doc).encode()).hexdigest()
 
@@ -164,35 +250,65 @@ class EventLog:
         conn.info["writer"] = True
         return conn
 
-    def append(self, decision: Decision, actor: str, key: str | None = None, body_hash: str | None = None) -> AppendResult:
-        if not decision.events:
-            return AppendResult(())
-        try:
-            with self._writer() as conn, conn.begin():
+    def begin(self, after: int | None = None, keys: Mapping[str, str | None] | None = None) -> "Appending":
+        """Open the one append transaction and take the write lock: the caller then numbers events from
+        ``head`` knowing nobody else can append until it commits or aborts. ``after`` asks for every
+        event after that seq (what the caller has not applied yet); ``keys`` for earlier results of
+        these idempotency keys. A connection the pool held across a database restart is retried once:
+        nothing has been written at this point."""
+        for attempt in (1, 2):
+            conn = self._writer()
+            try:
+                trans = conn.begin()
                 if self.dialect == "postgresql":  # its own statement: the next one then sees every earlier commit
                     conn.execute(LOCK, {"k": ADVISORY_LOCK_KEY})
-                if key is not None:
-                    earlier = self._earlier(conn, key, body_hash)
-                    if earlier is not None:
-                        return earlier
-                # Streams that get an event are checked by UNIQUE(stream, version): writing version v+1
-                # fails exactly when another writer wrote it first. Only streams read but not written
-                # need a query (none of today's decisions have any).
-                written = {event.stream() for event in decision.events}
-                self._check_versions(conn, {s: v for s, v in decision.expect.items() if s not in written})
-                records = self._number(conn, decision, actor)
-                if records:
-                    conn.execute(INSERT, [self._row(r) for r in records])
-                    if key is not None:
-                        conn.execute(idempotency_table.insert().values(
-                            key=key, request_hash=body_hash, first_seq=records[0].seq, last_seq=records[-1].seq))
-            return AppendResult(tuple(records))
-        except sa.exc.IntegrityError:
-            raise self._conflict(decision.expect) from None
-        except sa.exc.DataError as err:
-            raise Invalid(f"The log cannot store a value of this request: {err.orig}") from None
+                row = conn.execute(HEAD).first()
+                head = Head(row.seq, format_at(row.at), row.hash) if row else Head(0, None, ev.GENESIS_HASH)
+                gap = self._read(conn, after) if after is not None and after < head.seq else []
+                earlier: dict[str, AppendResult | Invalid] = {}
+                for key, body_hash in (keys or {}).items():
+                    try:
+                        found = self._earlier(conn, key, body_hash)
+                    except Invalid as err:
+                        found = err
+                    if found is not None:
+                        earlier[key] = found
+                return Appending(self, conn, trans, head, gap, earlier)
+            except sa.exc.OperationalError as err:
+                conn.close()
+                if attempt == 1 and err.connection_invalidated:
+                    continue
+                raise Unavailable(f"The event log is unreachable: {err.orig}") from None
+            except BaseException:
+                conn.close()
+                raise
+        raise AssertionError("unreachable")
+
+    def append(self, decision: Decision, actor: str, key: str | None = None, body_hash: str | None = None) -> AppendResult:
+        """One decision in its own transaction (the node batches through ``begin`` instead)."""
+        if not decision.events:
+            return AppendResult(())
+        appending = self.begin(keys={key: body_hash} if key is not None else None)
+        try:
+            earlier = appending.earlier.get(key) if key is not None else None
+            if isinstance(earlier, Invalid):
+                raise earlier
+            if earlier is not None:
+                return earlier
+            # Streams that get an event are checked by UNIQUE(stream, version): writing version v+1
+            # fails exactly when another writer wrote it first. Only streams read but not written
+            # need a query (none of today's decisions have any).
+            written = {event.stream() for event in decision.events}
+            self._check_versions(appending.conn, {s: v for s, v in decision.expect.items() if s not in written})
+            records = number(decision, actor, appending.head, self.clock(), self.new_id)
         except sa.exc.OperationalError as err:
+            appending.abort()
             raise Unavailable(f"The event log is unreachable: {err.orig}") from None
+        except BaseException:
+            appending.abort()
+            raise
+        appending.commit([(records, key, body_hash)], decision.expect)
+        return AppendResult(tuple(records))
 
     def _earlier(self, conn, key: str, body_hash: str | None) -> AppendResult | None:
         row = conn.execute(sa.select(idempotency_table).where(idempotency_table.c.key == key)).first()
@@ -226,31 +342,6 @@ class EventLog:
             if current.get(stream, 0) != version:
                 raise Conflict(f"{stream} has changed since it was read (version {current.get(stream, 0)}, "
                                f"expected {version}); reload and try again")
-
-    def _number(self, conn, decision: Decision, actor: str) -> list[ev.Recorded]:
-        head = conn.execute(HEAD).first()
-        seq, prev_hash = (head.seq, head.hash) if head else (0, ev.GENESIS_HASH)
-        now = self.clock()
-        at = format_at(max(now, head.at) if head else now)  # time never runs backwards across nodes
-        versions = dict(decision.expect)
-        records = []
-        for event in decision.events:
-            seq += 1
-            stream = event.stream()
-            versions[stream] = versions.get(stream, 0) + 1
-            data = plain(ev.to_data(event))
-            eid = self.new_id()
-            digest = ev.chain_hash(seq, eid, type(event).__name__, at, stream, versions[stream], actor, data, prev_hash)
-            records.append(ev.Recorded(seq, eid, type(event).__name__, at, stream, versions[stream], actor, data,
-                                       prev_hash, digest))
-            prev_hash = digest
-        return records
-
-    @staticmethod
-    def _row(r: ev.Recorded) -> dict[str, Any]:
-        return {"seq": r.seq, "id": r.id, "type": r.type, "at": parse_at(r.at), "stream": r.stream,
-                "version": r.version, "actor": r.actor, "data": r.data,
-                "incident_id": r.data.get("incident_id"), "prev_hash": r.prev_hash, "hash": r.hash}
 
     # -- reading ---------------------------------------------------------------------------------
     def _columns(self) -> list:

@@ -1,7 +1,14 @@
 """Node: one process's orchestrator.
 
-``handle(cmd)`` = lock -> catch up -> authorize -> decide -> append -> apply -> hint the bus.
-``follow()`` applies what other nodes wrote: on a bus hint, or every poll interval anyway.
+``handle(cmd)`` queues the command; the committer takes everything queued as one batch (group
+commit): open the append transaction holding the log's write lock -> apply what other nodes
+appended -> for each command: authorize -> decide -> number -> apply to the working state ->
+write the whole batch in one transaction -> apply to the published state -> answer -> hint the bus.
+
+Two projections: ``state`` holds only committed events (every reader, socket and snapshot sees
+it); ``_working`` runs ahead of it inside a batch, so each decision sees the ones before it. If
+the batch does not commit, the working state is copied back from ``state``: nothing half-written
+is ever seen. ``_follow`` applies what other nodes wrote: on a bus hint, or every poll interval.
 The log calls are synchronous SQLAlchemy run in a worker thread here, and only here.
 """
 
@@ -9,7 +16,9 @@ import asyncio
 import hashlib
 import json
 import logging
+import uuid
 from collections import deque
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
@@ -20,20 +29,35 @@ from . import state as st
 from .bus import Bus
 from .commands import Command
 from .dispatch import Fleet
-from .errors import NotFound, Unavailable
+from .errors import CommandpostError, Invalid, NotFound, Unavailable
 from .events import Recorded
-from .log import AppendResult, EventLog
+from .log import AppendResult, Appending, Entry, EventLog, head_after, number
+from .log import Head as LogHead
 from .tracks import Fix, Tracks
 
 log = logging.getLogger(__name__)
 Listener = Callable[[Recorded], None]
 PUBLISH_CHUNK = 100  # events handed to the sockets between two chances for them to drain
 SETTLE_S = 0.25      # the longest pause for draining sockets between two chunks
+MAX_BATCH = 100      # commands decided and committed together at most (the lock is held meanwhile)
+FIXES_EVERY_S = 0.05  # positions kept here go to the other nodes over the bus this often
+
+
+@dataclass
+class Ticket:
+    """A command waiting for the committer, and where its answer goes."""
+    cmd: Command
+    principal: auth.Principal
+    key: str | None
+    body_hash: str | None
+    future: asyncio.Future
+    alone: bool = False  # commit in a batch of its own (after a batch failed on one bad value)
 
 
 class Node:
     def __init__(self, log: EventLog, tracks: Tracks, bus: Bus, catalog: handlers.Catalog,
-                 snapshot_every: int = 2000, poll_interval_s: float = 1.0):
+                 snapshot_every: int = 2000, poll_interval_s: float = 1.0, max_batch: int = MAX_BATCH):
+        self.id = uuid.uuid4().hex[:12]  # tells this node's own bus messages from the others'
         self.log = log
         self.tracks = tracks
         self.bus = bus
@@ -41,36 +65,55 @@ class Node:
         self.fleet = catalog.fleet if catalog is not None else Fleet()
         self.snapshot_every = snapshot_every
         self.poll_interval_s = poll_interval_s
+        self.max_batch = max_batch
         self.state = st.State()
+        self._working = st.State()
         self.listeners: list[Listener] = []
         self.position_listeners: list[Callable[[str, Fix], None]] = []
         self.settle: Callable[[float], Awaitable[float]] | None = None  # wait up to N s for listeners; time spent
         self._outbox: deque[Recorded] = deque()
         self._outbox_ready = asyncio.Event()
-        self._publisher: asyncio.Task | None = None
+        self._queue: deque[Ticket] = deque()
+        self._queue_ready = asyncio.Event()
+        self._hint_ready = asyncio.Event()
+        self._fixes_out: dict[str, Fix] = {}
         self._lock = asyncio.Lock()
         self._snapshot_seq = 0
-        self._follower: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
         self.follow_error: str | None = None
+        self.bus_error: str | None = None
+        self.batches = 0  # committed batches, and the commands in them (for /metrics and the benchmark)
+        self.batched = 0
         self._subscription = None
 
     # -- life cycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         self.state, self._snapshot_seq = await to_thread.run_sync(self.rebuild)
+        self._working = st.copy(self.state)
         await to_thread.run_sync(self.tracks.load)
-        self.fleet.reset(self.state, {unit_id: fix.location for unit_id, fix in self.tracks.latest.items()})
+        self._reset_fleet()
         self._subscription = self.bus.subscribe()
-        self._follower = asyncio.create_task(self._follow(), name="commandpost-follow")
-        self._publisher = asyncio.create_task(self._publish(), name="commandpost-publish")
+        self._tasks = [asyncio.create_task(self._follow(), name="commandpost-follow"),
+                       asyncio.create_task(self._publish(), name="commandpost-publish"),
+                       asyncio.create_task(self._commit_queued(), name="commandpost-commit"),
+                       asyncio.create_task(self._tell_others(), name="commandpost-hint")]
 
-    async def stop(self) -> None:
-        for task in (self._follower, self._publisher):
-            if task is not None:
-                task.cancel()
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    pass
+    async def stop(self, drain_s: float = 5.0) -> None:
+        """Commit what is queued (for up to ``drain_s``), then stop following and publishing."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_s
+        while (self._queue or self._lock.locked()) and self._tasks and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        for task in self._tasks:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        for ticket in self._queue:
+            if not ticket.future.done():
+                ticket.future.set_exception(Unavailable("This node is shutting down; send the request again"))
+        self._queue.clear()
         if self._subscription is not None:
             self._subscription.close()
 
@@ -88,26 +131,116 @@ class Node:
     # -- commands --------------------------------------------------------------------------------
     async def handle(self, cmd: Command, principal: auth.Principal, key: str | None = None,
                      body_hash: str | None = None) -> AppendResult:
+        """Decide and append ``cmd``; the answer once its events are durable (or the error)."""
         scoped_key = hashlib.sha256(f"{principal.identity}\n{key}".encode()).hexdigest() if key else None
-        async with self._lock:
-            await self._catch_up()
-            if scoped_key is not None:
-                earlier = await to_thread.run_sync(self.log.lookup, scoped_key, body_hash)
-                if earlier is not None:  # a retry: the first answer, even if state moved on since
-                    return earlier
-            auth.authorize(principal, cmd, self.state)
-            decision = handlers.decide(self.state, cmd, self.catalog)
-            result = await to_thread.run_sync(self.log.append, decision, principal.actor, scoped_key, body_hash)
-            if result.records and result.records[0].seq != self.state.seq + 1:
-                await self._catch_up()  # another node appended in between: the log brings theirs and ours
+        ticket = Ticket(cmd, principal, scoped_key, body_hash, asyncio.get_running_loop().create_future())
+        self._queue.append(ticket)
+        self._queue_ready.set()
+        # A caller that goes away (a dropped request) does not take the batch down with it.
+        return await asyncio.shield(ticket.future)
+
+    async def _commit_queued(self) -> None:
+        while True:
+            await self._queue_ready.wait()
+            self._queue_ready.clear()
+            while self._queue:
+                batch = [self._queue.popleft()]
+                while self._queue and len(batch) < self.max_batch and not batch[0].alone and not self._queue[0].alone:
+                    batch.append(self._queue.popleft())
+                async with self._lock:
+                    await self._commit(batch)
+                snapshot = self._snapshot_doc()
+                if snapshot is not None:
+                    await self._save_snapshot(*snapshot)
+
+    async def _commit(self, batch: list[Ticket]) -> None:
+        keys = {t.key: t.body_hash for t in batch if t.key is not None}
+        try:
+            appending = await to_thread.run_sync(self.log.begin, self.state.seq, keys)
+        except Exception as err:
+            for ticket in batch:
+                _answer(ticket, err)
+            return
+        try:
+            self._apply(appending.gap)  # others' events: committed, so into both projections
+            if appending.head.seq != self.state.seq:  # a log restored behind this node, say: never write past it
+                raise Unavailable(f"The log ends at seq {appending.head.seq} but this node has applied "
+                                  f"{self.state.seq}; it must restart")
+            entries, answered = self._decide(batch, appending)
+            if entries:
+                await to_thread.run_sync(appending.commit, entries, None)
             else:
-                self._apply(result.records)
-            snapshot = self._snapshot_doc()
-        if snapshot is not None:
-            await self._save_snapshot(*snapshot)
-        if result.records:
-            await self._hint()
-        return result
+                await to_thread.run_sync(appending.abort)
+        except BaseException as err:
+            await self._undo(appending)
+            if isinstance(err, Invalid) and len(batch) > 1:  # one value the log cannot store: find it alone
+                for ticket in reversed(batch):
+                    ticket.alone = True
+                    self._queue.appendleft(ticket)
+                return
+            failure = err if isinstance(err, CommandpostError) else Unavailable(
+                "The event log did not take this change; send the request again")
+            for ticket in batch:
+                _answer(ticket, failure)
+            if not isinstance(err, Exception):
+                raise
+            if not isinstance(err, CommandpostError):
+                log.exception("a batch of %d commands failed", len(batch))
+            return
+        records = [r for records, _, _ in entries for r in records]
+        self._apply(records, working=False)
+        self.batches, self.batched = self.batches + 1, self.batched + len(batch)
+        for ticket, result in answered:
+            _answer(ticket, result)
+        if records:
+            self._hint_ready.set()
+
+    def _decide(self, batch: list[Ticket], appending: Appending) -> tuple[list[Entry], list]:
+        """Each command against the working state, which takes its events at once (so the next command
+        sees them). Returns what to write and, per ticket, its answer to give once it is durable."""
+        entries: list[Entry] = []
+        answered: list[tuple[Ticket, object]] = []
+        head = LogHead(self._working.seq, self._working.at, self._working.last_hash)
+        mine: dict[str, tuple[str | None, list[Recorded]]] = {}  # keys first used in this batch
+        for ticket in batch:
+            earlier = appending.earlier.get(ticket.key) if ticket.key is not None else None
+            if earlier is None and ticket.key in mine:  # a retry that raced its original into this batch
+                body_hash, records = mine[ticket.key]
+                earlier = (AppendResult(tuple(records), replayed=True) if body_hash == ticket.body_hash else
+                           Invalid("This Idempotency-Key was already used for a different request"))
+            if earlier is not None:  # a retry: the first answer, even if state moved on since
+                answered.append((ticket, earlier))
+                continue
+            try:
+                auth.authorize(ticket.principal, ticket.cmd, self._working)
+                decision = handlers.decide(self._working, ticket.cmd, self.catalog)
+            except Exception as err:  # refused (4xx), or a bug (500): this command only
+                answered.append((ticket, err))
+                continue
+            records = number(decision, ticket.principal.actor, head, self.log.clock(), self.log.new_id)
+            head = head_after(head, records)
+            for rec in records:
+                st.apply(self._working, rec)
+                self.fleet.observe(rec, self._working)
+            if records:
+                entries.append((records, ticket.key, ticket.body_hash))
+                if ticket.key is not None:
+                    mine[ticket.key] = (ticket.body_hash, records)
+            answered.append((ticket, AppendResult(tuple(records))))
+        return entries, answered
+
+    async def _undo(self, appending: Appending) -> None:
+        """The batch did not commit (or may not have: then the next catch-up brings it from the log):
+        back to the committed projection, and the fleet index with it."""
+        try:
+            await to_thread.run_sync(appending.abort)
+        except Exception:
+            log.warning("could not roll back an append transaction", exc_info=True)
+        self._working = st.copy(self.state)
+        self._reset_fleet()
+
+    def _reset_fleet(self) -> None:
+        self.fleet.reset(self._working, {unit_id: fix.location for unit_id, fix in self.tracks.latest.items()})
 
     async def move(self, unit_id: str, fix: Fix, principal: auth.Principal) -> bool:
         if unit_id not in self.state.units:
@@ -116,12 +249,22 @@ class Node:
         stored = await to_thread.run_sync(self.tracks.record, unit_id, fix)
         if self.tracks.latest.get(unit_id) is fix:  # not a late packet: the fleet index and consoles follow
             self._moved(unit_id, fix)
+            self._fixes_out[unit_id] = fix
+            self._hint_ready.set()
         return stored
 
     def _moved(self, unit_id: str, fix: Fix) -> None:
         self.fleet.move(unit_id, fix.location)
         for listener in self.position_listeners:
             listener(unit_id, fix)
+
+    def _heard(self, fixes: dict[str, dict]) -> None:
+        """Positions another node received, from the bus: telemetry, so the newest fix wins."""
+        for unit_id, doc in fixes.items():
+            if unit_id in self.state.units:
+                fix = Fix.from_json(doc)
+                if self.tracks.observe(unit_id, fix):
+                    self._moved(unit_id, fix)
 
     async def refresh_positions(self) -> int:
         """Positions other nodes stored since the last look, into the tracks and the fleet index."""
@@ -176,11 +319,19 @@ class Node:
                 return applied
 
     async def _follow(self) -> None:
+        """Apply what other nodes wrote: at once on their hint, and every poll interval anyway (a lost
+        hint, or no bus at all, only delays). Their units' positions come over the bus too."""
         while True:
-            await self._subscription.get(timeout=self.poll_interval_s)
+            message = await self._subscription.get(timeout=self.poll_interval_s)
+            if message is not None and message.get("node") == self.id:
+                continue
             try:
-                await self.catch_up()
-                await self.refresh_positions()
+                if message is not None and "fixes" in message:
+                    self._heard(message["fixes"])
+                if message is None or message.get("seq", 0) > self.state.seq or "reconnected" in message:
+                    await self.catch_up()
+                if message is None or "reconnected" in message:
+                    await self.refresh_positions()  # sampled fixes stored while the bus was quiet or down
                 self.follow_error = None
             except Unavailable as err:
                 self.follow_error = err.message
@@ -189,10 +340,13 @@ class Node:
                 self.follow_error = f"{type(err).__name__}: {err}"
                 log.exception("follower failed to apply the log")
 
-    def _apply(self, records) -> None:
+    def _apply(self, records, working: bool = True) -> None:
+        """Committed events into the published projection (and out to the listeners); with ``working``,
+        into the working projection and the fleet index too (events this node did not decide)."""
         for rec in records:
             if st.apply(self.state, rec):
-                self.fleet.observe(rec, self.state)
+                if working and st.apply(self._working, rec):
+                    self.fleet.observe(rec, self._working)
                 if self.listeners:
                     self._outbox.append(rec)
         if self._outbox:
@@ -223,11 +377,36 @@ class Node:
         while self._outbox:
             await asyncio.sleep(0.001)
 
-    async def _hint(self) -> None:
-        try:
-            await self.bus.publish({"seq": self.state.seq})
-        except Exception:  # the event is durable already; followers poll
-            log.warning("bus publish failed; other nodes will catch up by polling", exc_info=True)
+    async def _tell_others(self) -> None:
+        """Tell the other nodes over the bus: the newest seq at once after each commit (they read the
+        events from the log), and the positions kept here at most every FIXES_EVERY_S (telemetry,
+        newest wins). A bus that is down costs nothing but this: the others poll."""
+        told_seq, fixes_at = 0, 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._hint_ready.wait()
+            self._hint_ready.clear()
+            message: dict = {"node": self.id}
+            if self.state.seq > told_seq:
+                message["seq"] = told_seq = self.state.seq
+            if self._fixes_out:
+                wait = fixes_at + FIXES_EVERY_S - loop.time()
+                if wait > 0:  # gather more fixes; come back for them
+                    loop.call_later(wait, self._hint_ready.set)
+                else:
+                    fixes, self._fixes_out, fixes_at = self._fixes_out, {}, loop.time()
+                    message["fixes"] = {unit_id: fix.to_json() for unit_id, fix in fixes.items()}
+            if len(message) == 1:
+                continue
+            try:
+                await self.bus.publish(message)
+                if self.bus_error is not None:
+                    log.warning("the bus is back; hints flow again")
+                self.bus_error = None
+            except Exception as err:  # the events are durable already; the others poll the log
+                if self.bus_error is None:
+                    log.warning("bus publish failed (%s); other nodes will catch up by polling", err)
+                self.bus_error = f"{type(err).__name__}: {err}"
 
     # -- snapshots -------------------------------------------------------------------------------
     def _snapshot_doc(self) -> tuple[int, str, dict] | None:
@@ -245,3 +424,12 @@ class Node:
             await to_thread.run_sync(self._write_snapshot, seq, at, doc)
         except Exception:
             log.warning("snapshot at seq %s not saved; start-up will fold a little more", seq, exc_info=True)
+
+
+def _answer(ticket: Ticket, result) -> None:
+    if ticket.future.done():
+        return
+    if isinstance(result, BaseException):
+        ticket.future.set_exception(result)
+    else:
+        ticket.future.set_result(result)

@@ -220,6 +220,11 @@ def to_doc(state: State) -> dict[str, Any]:
     }
 
 
+def copy(state: State) -> State:
+    """An independent projection equal to ``state``: ``apply`` on one never changes the other."""
+    return from_doc(to_doc(state))
+
+
 def from_doc(doc: dict[str, Any]) -> State:
     return State(
         seq=doc["seq"], at=doc["at"], last_hash=doc["last_hash"], versions=dict(doc["versions"]),

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from geo import LatLon, haversine_m
 
-from .log import UTCDateTime, format_at, metadata
+from .log import UTCDateTime, format_at, metadata, parse_at
 
 track_points_table = sa.Table(
     "track_points", metadata,
@@ -37,6 +37,10 @@ class Fix:
 
     def to_json(self) -> dict:
         return {**self.location.to_json(), "at": format_at(self.at), "heading": self.heading, "speed": self.speed}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "Fix":
+        return cls(LatLon(doc["lat"], doc["lon"]), parse_at(doc["at"]), doc.get("heading"), doc.get("speed"))
 
 
 class Tracks:
@@ -101,6 +105,15 @@ class Tracks:
                 self._sampled[unit_id] = fix
             self.latest[unit_id] = fix  # only once the sample, if any, is stored
             return sample
+
+    def observe(self, unit_id: str, fix: Fix) -> bool:
+        """A fix another node received (and stored if it sampled it): the latest here if it is newer."""
+        with self._lock:
+            current = self.latest.get(unit_id)
+            if current is not None and fix.at <= current.at:
+                return False
+            self.latest[unit_id] = fix
+            return True
 
     def positions_at(self, at: datetime) -> dict[str, Fix]:
         """Each unit's last stored point at or before ``at`` (for the state-at-a-time view)."""
