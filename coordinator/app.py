@@ -64,7 +64,7 @@ def open_node(settings: Settings, clock: Clock = utc_now, city: City | None = No
     event_log = EventLog(engine, clock)
     catalog = Catalog(ensure_city(event_log, settings, city), load_plans(), Fleet(), policy(settings))
     check_policy(catalog)
-    return Node(event_log, Tracks(engine), make_bus(settings.redis_url), catalog,
+    return Node(event_log, Tracks(engine), make_bus(settings.redis_url, settings.redis_prefix), catalog,
                 snapshot_every=settings.snapshot_every, poll_interval_s=settings.poll_interval_s)
 
 
@@ -206,12 +206,18 @@ def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = N
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(request: Request):
+        """Ready while the log answers: a node without the bus still serves its own writes and follows the
+        others by polling the log, so a missing bus makes it ``degraded``, not unready."""
         node: Node = request.app.state.node
         log_ok = await to_thread.run_sync(node.log.ping)
         bus_ok = await node.bus.ping()
-        body = {"log": "ok" if log_ok else "unreachable", "bus": "ok" if bus_ok else "unreachable",
+        ready = log_ok and node.follow_error is None
+        body = {"status": "unavailable" if not ready else "ready" if bus_ok else "degraded",
+                "log": "ok" if log_ok else "unreachable",
+                "bus": "ok" if bus_ok else "unreachable: following the log by polling",
                 "follower": node.follow_error or "ok", "seq": node.state.seq}
-        return JSONResponse(body, status_code=200 if log_ok and node.follow_error is None else 503)
+        return JSONResponse(body, status_code=200 if ready else 503,
+                            headers=None if ready else {"Retry-After": "1"})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request):
