@@ -1,4 +1,4 @@
-"""The ``commandpost`` command: serve | token | import | verify."""
+"""The ``commandpost`` command: serve | token | import | verify | migrate."""
 
 import argparse
 import asyncio
@@ -75,6 +75,33 @@ def _verify(settings: Settings, args) -> int:
     return 1
 
 
+def _migrate(settings: Settings, args) -> int:
+    import sqlalchemy as sa
+    from alembic.runtime.migration import MigrationContext
+
+    from .log import make_engine, migrate
+
+    where = sa.engine.make_url(settings.log_url).render_as_string(hide_password=True)
+    engine = make_engine(settings.log_url)
+    try:
+        with engine.connect() as conn:
+            before = MigrationContext.configure(conn).get_current_revision()
+        migrate(engine)
+        with engine.connect() as conn:
+            after = MigrationContext.configure(conn).get_current_revision()
+    except sa.exc.OperationalError as err:
+        reason = str(err.orig or err).strip().splitlines()[0]
+        print(f"commandpost: cannot migrate {where}: {reason}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    if before == after:
+        print(f"commandpost: schema up to date at {where} (revision {after})")
+    else:
+        print(f"commandpost: schema migrated from {before or 'empty'} to {after} at {where}")
+    return 0
+
+
 def main(argv: list[str] | None = None, environ=None) -> int:
     parser = argparse.ArgumentParser(prog="commandpost", description="Joint police/fire/EMS command centre backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,10 +117,12 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     imp = sub.add_parser("import", help="load a real city from a TOML manifest into a fresh database")
     imp.add_argument("manifest")
     sub.add_parser("verify", help="check the event log's hash chain end to end")
+    sub.add_parser("migrate", help="bring the database to the latest schema (run once before the nodes start)")
     args = parser.parse_args(argv)
     try:
         settings = from_env(os.environ if environ is None else environ)
-        handler = {"serve": _serve, "token": _token, "import": _import, "verify": _verify}[args.command]
+        handler = {"serve": _serve, "token": _token, "import": _import, "verify": _verify,
+                   "migrate": _migrate}[args.command]
         return handler(settings, args)
     except ValueError as err:
         print(f"commandpost: {err}", file=sys.stderr)

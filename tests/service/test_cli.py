@@ -84,3 +84,26 @@ def test_serve_answers_on_a_real_socket_with_the_demo_city(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_migrate_brings_an_empty_database_to_the_latest_schema_and_is_repeatable(tmp_path, capsys):
+    import sqlalchemy as sa
+
+    assert main(["migrate"], environ=env_for(tmp_path)) == 0
+    assert "schema migrated from empty to" in capsys.readouterr().out
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'commandpost.db'}")
+    try:
+        assert "events" in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+    assert main(["migrate"], environ=env_for(tmp_path)) == 0
+    assert "schema up to date at sqlite:///" in capsys.readouterr().out
+
+
+def test_migrate_against_an_unreachable_database_exits_1_with_a_readable_message(tmp_path, capsys):
+    url = "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/nope"
+    assert main(["migrate"], environ={**env_for(tmp_path), "CP_DATABASE_URL": url}) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("commandpost: cannot migrate postgresql+psycopg://postgres:***@127.0.0.1:1/nope")
+    assert "hunter2" not in captured.err and "Traceback" not in captured.err
+    assert captured.out == ""
