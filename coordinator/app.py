@@ -54,8 +54,7 @@ def ensure_city(event_log: EventLog, settings: Settings, city: City | None = Non
         from .importer import load_manifest
         city = load_manifest(settings.city_doc)
     city = city or generate_demo_city()
-    event_log.save_city(json.dumps(city.to_doc()))
-    return city
+    return City.from_doc(json.loads(event_log.keep_city(json.dumps(city.to_doc()))))
 
 
 def open_node(settings: Settings, clock: Clock = utc_now, city: City | None = None) -> Node:

@@ -445,10 +445,16 @@ class EventLog:
     def load_city(self) -> str | None:
         return self._reading(lambda conn: conn.execute(sa.select(city_table.c.doc).where(city_table.c.id == 1)).scalar())
 
-    def save_city(self, doc_json: str) -> None:
+    def keep_city(self, doc_json: str) -> str:
+        """Store the city unless one is stored already, and return the stored one: nodes starting
+        together on an empty database all end up serving the city the first of them stored."""
         with self._writer() as conn, conn.begin():
-            conn.execute(city_table.delete())
-            conn.execute(city_table.insert().values(id=1, doc=doc_json))
+            if self.dialect == "postgresql":
+                conn.execute(LOCK, {"k": ADVISORY_LOCK_KEY})
+            stored = conn.execute(sa.select(city_table.c.doc).where(city_table.c.id == 1)).scalar()
+            if stored is None:
+                conn.execute(city_table.insert().values(id=1, doc=doc_json))
+            return stored or doc_json
 
 
 def migrate(engine: Engine) -> None:
