@@ -220,6 +220,10 @@ def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = N
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request):
+        node: Node = request.app.state.node
+        app.state.metrics.batches.set(node.batches)
+        app.state.metrics.batched.set(node.batched)
+        app.state.metrics.bus_up.set(0 if node.bus_error else 1)
         return PlainTextResponse(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -13,3 +13,10 @@ class Metrics:
                                         ["command"], registry=self.registry,
                                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
         self.head = Gauge("commandpost_log_head_seq", "Highest seq applied on this node", registry=self.registry)
+        # Read off the node at each scrape: commands per batch = batched / batches (group commit).
+        self.batches = Gauge("commandpost_append_batches", "Append transactions committed by this node",
+                             registry=self.registry)
+        self.batched = Gauge("commandpost_append_batched_commands", "Commands in those transactions",
+                             registry=self.registry)
+        self.bus_up = Gauge("commandpost_bus_up", "1 while this node's last hint reached the bus",
+                            registry=self.registry)

@@ -156,9 +156,13 @@ class TestOperations:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["log"] == "ok" and ready.json()["bus"] == "ok"
+        assert ready.json()["status"] == "ready"
         report(client, dispatcher)
         text = client.get("/metrics").text
         assert 'commandpost_commands_total{command="ReportIncident",outcome="ok"} 1.0' in text
+        assert "commandpost_bus_up 1.0" in text
+        [batches] = [float(line.split()[1]) for line in text.splitlines() if line.startswith("commandpost_append_batches ")]
+        assert batches >= 2  # the units commissioned at start, then the report
         assert client.get("/docs").status_code == 200
         assert "/v1/incidents" in client.get("/openapi.json").json()["paths"]
 
