@@ -3,13 +3,15 @@
 import uuid
 from collections import ChainMap
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated, Any, Callable
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, Header, Query, Request
 
 from geo import LatLon
 
-from . import auth, schemas
+from . import auth, reports, schemas
 from . import commands as c
 from . import state as st
 from .errors import Forbidden, Invalid, Unauthorized
@@ -308,3 +310,64 @@ async def agencies(node: NodeDep, p: PrincipalDep):
         for a in city.agencies]}
 
 
+# -- reports (SQL over the log and the tracks; PostGIS in production) -------------------------------
+REPORT_ROLES = ("commander", "dispatcher", "admin")
+REPORT_MAX_RADIUS_M = 100_000
+REPORT_MAX_WINDOW = timedelta(days=31)
+REPORT_MAX_LIMIT = 1000
+Coordinate = Annotated[float, Query(description="WGS 84 degrees")]
+RadiusM = Annotated[float, Query(description=f"metres, 1 to {REPORT_MAX_RADIUS_M:,}")]
+From = Annotated[str, Query(alias="from", description="ISO 8601 time with a zone, inclusive")]
+To = Annotated[str, Query(description="ISO 8601 time with a zone, inclusive; at most 31 days after from")]
+Limit = Annotated[int, Query(description=f"1 to {REPORT_MAX_LIMIT}")]
+
+
+def report_area(p: auth.Principal, state: st.State, lat: float, lon: float, radius_m: float, frm: str, to: str,
+                limit: int) -> reports.Area:
+    """A report's question, checked: who may ask, where, how far, when, how many; and the scope of a token."""
+    if p.role not in REPORT_ROLES:
+        raise Forbidden(f"Reports are for commanders, dispatchers and administrators, not a {p.role} token")
+    try:
+        point = LatLon(lat, lon)
+    except ValueError as err:
+        raise Invalid(f"lat/lon: {err}") from None
+    if not 1 <= radius_m <= REPORT_MAX_RADIUS_M:  # NaN fails too
+        raise Invalid(f"radius_m must be from 1 to {REPORT_MAX_RADIUS_M:,} metres, got {radius_m:g}")
+    start, end = parse_time(frm, "from"), parse_time(to, "to")
+    if start > end:
+        raise Invalid(f"from ({format_at(start)}) is after to ({format_at(end)}); give the earlier time first")
+    if end - start > REPORT_MAX_WINDOW:
+        raise Invalid(f"The window from {format_at(start)} to {format_at(end)} spans "
+                      f"{(end - start) / timedelta(days=1):.1f} days; a report covers at most "
+                      f"{REPORT_MAX_WINDOW.days} days")
+    if not 1 <= limit <= REPORT_MAX_LIMIT:
+        raise Invalid(f"limit must be from 1 to {REPORT_MAX_LIMIT}, got {limit}")
+    scope = None
+    if not p.sees_everything:
+        scope = reports.Scope(p.agency or "", frozenset(u.id for u in state.units.values() if u.agency_id == p.agency))
+    return reports.Area(point, radius_m, start, end, limit, scope)
+
+
+def _report_header(area: reports.Area) -> dict[str, Any]:
+    return {"center": area.point.to_json(), "radius_m": area.radius_m, "from": format_at(area.frm),
+            "to": format_at(area.to)}
+
+
+@router.get("/reports/incidents-near", summary="Incidents reported in a time window within a radius, nearest first")
+async def incidents_near(node: NodeDep, p: PrincipalDep, lat: Coordinate, lon: Coordinate, radius_m: RadiusM,
+                         frm: From, to: To, limit: Limit = 100):
+    area = report_area(p, node.state, lat, lon, radius_m, frm, to, limit)
+    found = await to_thread.run_sync(partial(reports.incidents_near, node.log.engine, area.point, area.radius_m,
+                                             area.frm, area.to, area.limit, area.scope))
+    return {**_report_header(area), "incidents": [i.to_json() for i in found], "count": len(found)}
+
+
+@router.get("/reports/units-near", summary="Units whose track came within a radius in a time window, closest approach first")
+async def units_near(node: NodeDep, p: PrincipalDep, lat: Coordinate, lon: Coordinate, radius_m: RadiusM,
+                     frm: From, to: To, limit: Limit = 100):
+    area = report_area(p, node.state, lat, lon, radius_m, frm, to, limit)
+    found = await to_thread.run_sync(partial(reports.units_near, node.log.engine, area.point, area.radius_m,
+                                             area.frm, area.to, area.limit, area.scope))
+    units = node.state.units
+    return {**_report_header(area), "count": len(found), "units": [
+        {**u.to_json(), "agency_id": units[u.unit_id].agency_id if u.unit_id in units else None} for u in found]}
