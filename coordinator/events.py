@@ -8,6 +8,7 @@ import abc
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
+from functools import partial
 from typing import Any
 
 GENESIS_HASH = "0" * 64
@@ -184,11 +185,14 @@ def canonical_json(value: Any) -> str:
 
 
 def chain_hash(seq: int, id: str, type: str, at: str, stream: str, version: int, actor: str,
-               data: dict[str, Any], prev_hash: str) -> str:
-    body = canonical_json({
-        "seq": seq, "id": id, "type": type, "at": at, "stream": stream,
-        "version": version, "actor": actor, "data": data, "prev_hash": prev_hash,
-    })
+               data: dict[str, Any], prev_hash: str, data_json: str | None = None) -> str:
+    """SHA-256 of the canonical JSON of the event without its hash. The body is spelled here field by
+    field in sorted key order (exactly what ``canonical_json`` of the whole would give: tested), so
+    a caller that has ``data_json`` already does not serialise the data twice."""
+    text = partial(json.dumps, ensure_ascii=False)
+    body = (f'{{"actor":{text(actor)},"at":{text(at)},"data":{data_json or canonical_json(data)},"id":{text(id)},'
+            f'"prev_hash":{text(prev_hash)},"seq":{int(seq)},"stream":{text(stream)},"type":{text(type)},'
+            f'"version":{int(version)}}}')
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 

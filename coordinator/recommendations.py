@@ -34,13 +34,13 @@ def possible_duplicates(state: State, cmd: c.ReportIncident, incident_type: Inci
     """Open incidents of the same family within the policy's radius and time window, nearest first."""
     policy = catalog.policy
     when = datetime.fromisoformat(cmd.reported_at)
-    # a cheap latitude band first (1 degree of latitude is at least 110.5 km): most open incidents
-    # are far away, and only the few inside it pay for a distance and a parsed time
+    # open incidents in a latitude band first (1 degree of latitude is at least 110.5 km): most are
+    # far away, and only the few inside it pay for a distance and a parsed time
     band = policy.duplicate_radius_m / 110_000 + 1e-9
     lat = cmd.location.lat
     found = []
-    for other in state.incidents.values():
-        if other.status != "open" or abs(other.location["lat"] - lat) > band:
+    for other in state.open_incidents_near(lat, band):
+        if abs(other.location["lat"] - lat) > band:
             continue
         other_type = catalog.plans.incident_types.get(other.type)
         if other_type is None or other_type.family != incident_type.family:

@@ -10,8 +10,9 @@ ones stay in the log and are rebuilt from it on request. That keeps memory, snap
 start-up bounded by a day's work rather than by the age of the log.
 """
 
+import math
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from .events import GENESIS_HASH, Recorded
 
 RETAIN_CLOSED = timedelta(hours=24)
+OPEN_BAND_DEG = 0.01  # open incidents are indexed by bands of latitude this wide (about 1.1 km)
 
 
 @dataclass
@@ -79,9 +81,22 @@ class State:
     assignments: dict[str, Assignment] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     expiries: deque[tuple[str, str]] = field(default_factory=deque)  # (drop at, incident id), in close order
+    # Derived, never stored: open incident ids by band of latitude, so a report's duplicate check reads
+    # the few open incidents near it instead of every incident of the last day.
+    open_bands: dict[int, set[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def version(self, stream: str) -> int:
         return self.versions.get(stream, 0)
+
+    def open_incidents_near(self, lat: float, degrees: float) -> Iterator["Incident"]:
+        """Open incidents whose latitude may be within ``degrees`` of ``lat`` (a superset: check distance)."""
+        for band in range(math.floor((lat - degrees) / OPEN_BAND_DEG), math.floor((lat + degrees) / OPEN_BAND_DEG) + 1):
+            for incident_id in self.open_bands.get(band, ()):
+                yield self.incidents[incident_id]
+
+
+def _band(incident: "Incident") -> int:
+    return math.floor(incident.location["lat"] / OPEN_BAND_DEG)
 
 
 def _unit_commissioned(state: State, rec: Recorded, d: dict[str, Any]) -> None:
@@ -98,6 +113,7 @@ def _incident_reported(state: State, rec: Recorded, d: dict[str, Any]) -> None:
         agencies=list(d["agencies"]), address=d.get("address"), description=d.get("description"),
         possible_duplicate_of=list(d.get("possible_duplicate_of", ())),
     )
+    state.open_bands.setdefault(_band(state.incidents[d["incident_id"]]), set()).add(d["incident_id"])
 
 
 def _recommendation_made(state: State, rec: Recorded, d: dict[str, Any]) -> None:
@@ -145,6 +161,7 @@ def _unit_status_changed(state: State, rec: Recorded, d: dict[str, Any]) -> None
 def _incident_closed(state: State, rec: Recorded, d: dict[str, Any]) -> None:
     incident = state.incidents[d["incident_id"]]
     incident.status, incident.closed_at, incident.disposition = "closed", rec.at, d.get("disposition")
+    state.open_bands.get(_band(incident), set()).discard(incident.id)
     state.expiries.append((_later(rec.at, RETAIN_CLOSED), incident.id))
 
 
@@ -226,10 +243,14 @@ def copy(state: State) -> State:
 
 
 def from_doc(doc: dict[str, Any]) -> State:
-    return State(
+    state = State(
         seq=doc["seq"], at=doc["at"], last_hash=doc["last_hash"], versions=dict(doc["versions"]),
         incidents={k: Incident(**v) for k, v in doc["incidents"].items()},
         units={k: Unit(**v) for k, v in doc["units"].items()},
         assignments={k: Assignment(**v) for k, v in doc["assignments"].items()},
         expiries=deque(tuple(e) for e in doc.get("expiries", ())),
     )
+    for incident in state.incidents.values():
+        if incident.status == "open":
+            state.open_bands.setdefault(_band(incident), set()).add(incident.id)
+    return state

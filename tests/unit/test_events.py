@@ -2,7 +2,11 @@
 
 import math
 
+import hashlib
+
 import pytest
+from hypothesis import given as for_all
+from hypothesis import strategies as hs
 
 from coordinator import events as ev
 from coordinator import state as st
@@ -48,3 +52,19 @@ def test_apply_ignores_what_it_has_seen_and_refuses_a_gap():
     gap = record([ev.IncidentClosed(incident_id="x")], start_seq=state.seq + 2)
     with pytest.raises(ValueError, match="gap"):
         st.apply(state, gap[0])
+
+
+JSONISH = hs.recursive(hs.none() | hs.booleans() | hs.integers(-2**53, 2**53) | hs.floats(allow_nan=False, allow_infinity=False)
+                       | hs.text(), lambda inner: hs.lists(inner, max_size=4) | hs.dictionaries(hs.text(), inner, max_size=4),
+                       max_leaves=20)
+
+
+@for_all(seq=hs.integers(1, 2**62), version=hs.integers(1, 2**31), words=hs.lists(hs.text(), min_size=6, max_size=6),
+         data=hs.dictionaries(hs.text(), JSONISH, max_size=5))
+def test_the_hash_body_spelled_field_by_field_is_the_canonical_json_of_the_envelope(seq, version, words, data):
+    eid, kind, at, stream, actor, prev = words
+    whole = ev.canonical_json({"seq": seq, "id": eid, "type": kind, "at": at, "stream": stream, "version": version,
+                               "actor": actor, "data": data, "prev_hash": prev})
+    expected = hashlib.sha256(whole.encode("utf-8")).hexdigest()
+    assert ev.chain_hash(seq, eid, kind, at, stream, version, actor, data, prev) == expected
+    assert ev.chain_hash(seq, eid, kind, at, stream, version, actor, data, prev, ev.canonical_json(data)) == expected
