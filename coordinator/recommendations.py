@@ -1,6 +1,7 @@
 """Recommendations as decisions use them: made from the catalog, logged with their inputs, re-derived
 from those inputs, what an incident still needs, and reports that may be duplicates. Pure."""
 
+import math
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -37,10 +38,11 @@ def possible_duplicates(state: State, cmd: c.ReportIncident, incident_type: Inci
     # open incidents in a latitude band first (1 degree of latitude is at least 110.5 km): most are
     # far away, and only the few inside it pay for a distance and a parsed time
     band = policy.duplicate_radius_m / 110_000 + 1e-9
-    lat = cmd.location.lat
+    lat, lon = cmd.location.lat, cmd.location.lon
+    lon_band = band / max(math.cos(math.radians(min(abs(lat) + band, 90.0))), 1e-9)  # wider towards the poles
     found = []
     for other in state.open_incidents_near(lat, band):
-        if abs(other.location["lat"] - lat) > band:
+        if abs(other.location["lat"] - lat) > band or _degrees_apart(other.location["lon"], lon) > lon_band:
             continue
         other_type = catalog.plans.incident_types.get(other.type)
         if other_type is None or other_type.family != incident_type.family:
@@ -51,6 +53,11 @@ def possible_duplicates(state: State, cmd: c.ReportIncident, incident_type: Inci
         if abs(datetime.fromisoformat(other.reported_at) - when) <= policy.duplicate_window:
             found.append((metres, other.id))
     return [incident_id for _, incident_id in sorted(found)]
+
+
+def _degrees_apart(lon_a: float, lon_b: float) -> float:
+    """Longitudes apart the short way round (across the antimeridian too), 0..180."""
+    return 180.0 - abs(abs(lon_a - lon_b) - 180.0)
 
 
 def recommendation_for(catalog: Catalog, plan: ResponsePlan, location: LatLon, responsible: list[Responsibility],

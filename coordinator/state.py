@@ -20,7 +20,7 @@ from typing import Any
 from .events import GENESIS_HASH, Recorded
 
 RETAIN_CLOSED = timedelta(hours=24)
-OPEN_BAND_DEG = 0.01  # open incidents are indexed by bands of latitude this wide (about 1.1 km)
+OPEN_BAND_DEG = 0.002  # open incidents are indexed by bands of latitude this wide (about 220 m)
 
 
 @dataclass
@@ -161,7 +161,11 @@ def _unit_status_changed(state: State, rec: Recorded, d: dict[str, Any]) -> None
 def _incident_closed(state: State, rec: Recorded, d: dict[str, Any]) -> None:
     incident = state.incidents[d["incident_id"]]
     incident.status, incident.closed_at, incident.disposition = "closed", rec.at, d.get("disposition")
-    state.open_bands.get(_band(incident), set()).discard(incident.id)
+    band = state.open_bands.get(_band(incident))
+    if band is not None:
+        band.discard(incident.id)
+        if not band:
+            del state.open_bands[_band(incident)]
     state.expiries.append((_later(rec.at, RETAIN_CLOSED), incident.id))
 
 

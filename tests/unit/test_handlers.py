@@ -3,6 +3,9 @@
 from datetime import timedelta
 
 import pytest
+from hypothesis import given as for_all
+from hypothesis import settings
+from hypothesis import strategies as hs
 
 from coordinator import commands as c
 from coordinator import events as ev
@@ -11,7 +14,7 @@ from coordinator.auth import Principal, authorize
 from coordinator.errors import Conflict, Forbidden, Invalid, NotFound
 from coordinator.handlers import Policy, current_recommendation, decide, rederive
 from coordinator.log import format_at
-from geo import LatLon
+from geo import LatLon, haversine_m
 
 from ..builders import IN_EAST, IN_WEST, ON_BORDER, OUTSIDE, T0, catalog, given
 
@@ -221,6 +224,29 @@ class TestRecommendationAtIntake:
         assert decide(state, report("i1", where=two_km), catalog(state)).events[0].possible_duplicate_of == []
         later = c.ReportIncident("i1", "structure_fire", None, IN_WEST, format_at(T0 + timedelta(hours=1)))
         assert decide(state, later, catalog(state)).events[0].possible_duplicate_of == []
+
+    @settings(max_examples=60, deadline=None)
+    @for_all(centre=hs.sampled_from([IN_WEST, LatLon(64.0, 179.999), LatLon(-33.9, -179.9995), LatLon(89.9985, 10.0)]),
+             offsets=hs.lists(hs.tuples(hs.floats(-0.004, 0.004), hs.floats(-0.01, 0.01), hs.booleans()), max_size=25),
+             radius=hs.sampled_from([50.0, 200.0, 450.0]))
+    def test_the_duplicate_check_by_latitude_band_finds_what_a_scan_of_every_incident_finds(self, centre, offsets, radius):
+        """Near the antimeridian and the pole too: the bands and the longitude box never hide a duplicate."""
+        events = []
+        for n, (dlat, dlon, closed) in enumerate(offsets):
+            lat = max(-90.0, min(90.0, centre.lat + dlat))
+            lon = (centre.lon + dlon + 180.0) % 360.0 - 180.0
+            events.append(ev.IncidentReported(incident_id=f"i{n}", incident_type="structure_fire", priority=1,
+                                              location={"lat": lat, "lon": lon}, reported_at=AT, districts=[],
+                                              agencies=["fd"]))
+            if closed:
+                events.append(ev.IncidentClosed(incident_id=f"i{n}"))
+        state = given(*events)
+        state_again = st.from_doc(st.to_doc(state))  # rebuilt from a snapshot: the same bands
+        found = decide(state, report("new", where=centre), catalog(state, policy=Policy(duplicate_radius_m=radius)))
+        expected = sorted((haversine_m(centre, LatLon.from_json(i.location)), i.id) for i in state.incidents.values()
+                          if i.status == "open" and haversine_m(centre, LatLon.from_json(i.location)) <= radius)
+        assert found.events[0].possible_duplicate_of == [incident_id for _, incident_id in expected]
+        assert state_again.open_bands == state.open_bands
 
     def test_a_possible_duplicate_is_never_auto_dispatched(self):
         state = given(reported("i0", kind="cardiac_arrest"))
