@@ -279,8 +279,9 @@ class EventLog:
         these idempotency keys. A connection the pool held across a database restart is retried once:
         nothing has been written at this point."""
         for attempt in (1, 2):
-            conn = self._writer()
+            conn = None
             try:
+                conn = self._writer()
                 trans = conn.begin()
                 if self.dialect == "postgresql":  # its own statement: the next one then sees every earlier commit
                     conn.execute(LOCK, {"k": ADVISORY_LOCK_KEY})
@@ -297,12 +298,14 @@ class EventLog:
                         earlier[key] = found
                 return Appending(self, conn, trans, head, gap, earlier)
             except sa.exc.OperationalError as err:
-                conn.close()
+                if conn is not None:
+                    conn.close()
                 if attempt == 1 and err.connection_invalidated:
                     continue
                 raise Unavailable(f"The event log is unreachable: {err.orig}") from None
             except BaseException:
-                conn.close()
+                if conn is not None:
+                    conn.close()
                 raise
         raise AssertionError("unreachable")
 

@@ -179,7 +179,7 @@ class Node:
                     self._queue.appendleft(ticket)
                 return
             failure = err if isinstance(err, CommandpostError) else Unavailable(
-                "The event log did not take this change; send the request again")
+                "The event log may not have taken this change; send it again with the same Idempotency-Key")
             for ticket in batch:
                 _answer(ticket, failure)
             if not isinstance(err, Exception):

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from geo import LatLon, haversine_m
 
+from .errors import Unavailable
 from .log import UTCDateTime, format_at, metadata, parse_at
 
 track_points_table = sa.Table(
@@ -69,8 +70,11 @@ class Tracks:
         becomes the latest. Returns those. Latest-wins telemetry: a point whose id a slower commit
         took below one already seen is skipped, and the unit's next stored point heals it."""
         c = track_points_table.c
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(track_points_table).where(c.id > self._seen_id).order_by(c.id)).all()
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(track_points_table).where(c.id > self._seen_id).order_by(c.id)).all()
+        except sa.exc.OperationalError as err:
+            raise Unavailable(f"The track store is unreachable: {err.orig}") from None
         changed = []
         with self._lock:
             for row in rows:
@@ -98,10 +102,13 @@ class Tracks:
                 return False
             sample = self.should_sample(unit_id, fix)
             if sample:
-                with self.engine.begin() as conn:
-                    conn.execute(track_points_table.insert().values(
-                        unit_id=unit_id, at=fix.at, lat=fix.location.lat, lon=fix.location.lon,
-                        heading=fix.heading, speed=fix.speed))
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(track_points_table.insert().values(
+                            unit_id=unit_id, at=fix.at, lat=fix.location.lat, lon=fix.location.lon,
+                            heading=fix.heading, speed=fix.speed))
+                except sa.exc.OperationalError as err:  # the fix is not kept: the device sends it again
+                    raise Unavailable(f"The track store is unreachable: {err.orig}") from None
                 self._sampled[unit_id] = fix
             self.latest[unit_id] = fix  # only once the sample, if any, is stored
             return sample

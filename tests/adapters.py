@@ -17,13 +17,7 @@ def fresh_engine(backend: str, tmp_path):
     if url is None:
         pytest.skip("PostgreSQL contract: set CP_TEST_DATABASE_URL (the CI script does)")
     engine = make_engine(url)
-    with engine.begin() as conn:  # every table but PostGIS's own: dropping the extension costs ~1 s a test
-        conn.execute(sa.text("""
-            DO $$ DECLARE t record; BEGIN
-              FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'spatial_ref_sys'
-              LOOP EXECUTE format('DROP TABLE public.%I CASCADE', t.tablename); END LOOP;
-            END $$"""))
-        conn.execute(sa.text("DROP FUNCTION IF EXISTS events_append_only() CASCADE"))
+    empty(engine)
     return engine
 
 
@@ -31,3 +25,15 @@ def fresh_log(backend: str, tmp_path, clock) -> EventLog:
     engine = fresh_engine(backend, tmp_path)
     migrate(engine)
     return EventLog(engine, clock)
+
+
+def empty(engine) -> None:
+    """A PostgreSQL database as a first start finds it: every table but PostGIS's own (dropping the
+    extension with the schema costs ~1 s a test; the migration creates it if it is missing)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("""
+            DO $$ DECLARE t record; BEGIN
+              FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'spatial_ref_sys'
+              LOOP EXECUTE format('DROP TABLE public.%I CASCADE', t.tablename); END LOOP;
+            END $$"""))
+        conn.execute(sa.text("DROP FUNCTION IF EXISTS events_append_only() CASCADE"))
