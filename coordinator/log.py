@@ -7,6 +7,8 @@ the one dialect switch of the code base.
 
 import hashlib
 import json
+import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +24,8 @@ from .errors import Conflict, Invalid, Unavailable
 from .handlers import Decision
 
 ADVISORY_LOCK_KEY = 0x636F6D6D616E64  # "command"
+logger = logging.getLogger(__name__)
+_last_warned = 0.0
 metadata = sa.MetaData()
 
 
@@ -86,6 +90,16 @@ HEAD = sa.select(events_table.c.seq, events_table.c.at, events_table.c.hash).ord
 INSERT = events_table.insert()
 COPY_EVENTS = ("COPY events (seq, id, type, at, stream, version, actor, data, incident_id, prev_hash, hash) "
                "FROM STDIN")
+
+
+def unreachable(what: str, err: sa.exc.OperationalError) -> Unavailable:
+    """The 503 for a database that does not answer: the client learns what is down, the operator's log
+    why (hosts and ports stay there), at most every few seconds during an outage."""
+    global _last_warned
+    if time.monotonic() - _last_warned > 5.0:
+        _last_warned = time.monotonic()
+        logger.warning("%s is unreachable: %s", what, err.orig)
+    return Unavailable(f"{what} is unreachable; try again in a moment")
 
 
 def format_at(value: datetime) -> str:
@@ -218,7 +232,7 @@ class Appending:
             raise Invalid(f"The log cannot store a value of this request: {err.orig}") from None
         except sa.exc.OperationalError as err:
             self.abort()
-            raise Unavailable(f"The event log is unreachable: {err.orig}") from None
+            raise unreachable("The event log", err) from None
         except BaseException:
             self.abort()
             raise
@@ -302,7 +316,7 @@ class EventLog:
                     conn.close()
                 if attempt == 1 and err.connection_invalidated:
                     continue
-                raise Unavailable(f"The event log is unreachable: {err.orig}") from None
+                raise unreachable("The event log", err) from None
             except BaseException:
                 if conn is not None:
                     conn.close()
@@ -328,7 +342,7 @@ class EventLog:
             records = number(decision, actor, appending.head, self.clock(), self.new_id)
         except sa.exc.OperationalError as err:
             appending.abort()
-            raise Unavailable(f"The event log is unreachable: {err.orig}") from None
+            raise unreachable("The event log", err) from None
         except BaseException:
             appending.abort()
             raise
@@ -401,7 +415,7 @@ class EventLog:
             with self.engine.connect() as conn:
                 return fn(conn)
         except sa.exc.OperationalError as err:
-            raise Unavailable(f"The event log is unreachable: {err.orig}") from None
+            raise unreachable("The event log", err) from None
 
     def read(self, after: int = 0, limit: int | None = None, until_seq: int | None = None) -> list[ev.Recorded]:
         return self._reading(lambda conn: self._read(conn, after, until_seq=until_seq, limit=limit))

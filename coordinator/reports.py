@@ -27,8 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from geo import LatLon, haversine_m
 from geo.coords import EARTH_RADIUS_M
 
-from .errors import Unavailable
-from .log import UTCDateTime, format_at
+from .log import UTCDateTime, format_at, unreachable
 
 
 # -- what a report is asked and what it answers ------------------------------------------------------
@@ -118,7 +117,7 @@ def _reading(engine: Engine, fn: Callable[[Connection], list]) -> list:
         with engine.connect() as conn:
             return fn(conn)
     except sa.exc.OperationalError as err:
-        raise Unavailable(f"The event log is unreachable: {err.orig}") from None
+        raise unreachable("The event log", err) from None
 
 
 class Spatial(Protocol):

@@ -13,8 +13,7 @@ from sqlalchemy.engine import Engine
 
 from geo import LatLon, haversine_m
 
-from .errors import Unavailable
-from .log import UTCDateTime, format_at, metadata, parse_at
+from .log import UTCDateTime, format_at, metadata, parse_at, unreachable
 
 track_points_table = sa.Table(
     "track_points", metadata,
@@ -74,7 +73,7 @@ class Tracks:
             with self.engine.connect() as conn:
                 rows = conn.execute(sa.select(track_points_table).where(c.id > self._seen_id).order_by(c.id)).all()
         except sa.exc.OperationalError as err:
-            raise Unavailable(f"The track store is unreachable: {err.orig}") from None
+            raise unreachable("The track store", err) from None
         changed = []
         with self._lock:
             for row in rows:
@@ -108,7 +107,7 @@ class Tracks:
                             unit_id=unit_id, at=fix.at, lat=fix.location.lat, lon=fix.location.lon,
                             heading=fix.heading, speed=fix.speed))
                 except sa.exc.OperationalError as err:  # the fix is not kept: the device sends it again
-                    raise Unavailable(f"The track store is unreachable: {err.orig}") from None
+                    raise unreachable("The track store", err) from None
                 self._sampled[unit_id] = fix
             self.latest[unit_id] = fix  # only once the sample, if any, is stored
             return sample

@@ -569,6 +569,8 @@ def test_postgres_crash_gets_503_with_retry_after_writes_nothing_half_and_servic
     odd = [brief(o) for o in [*refused, probes["report"]] if o["status"] != 503 or not o["retry_after"]]
     assert not odd, f"{len(odd)} reports refused while PostgreSQL was down without a 503 + Retry-After " \
                     f"(node, status, Retry-After, seconds, message): {odd[:8]}"
+    leaks = [brief(o) for o in refused if o["status"] == 503 and "port" in str(o["body"])]
+    assert not leaks, f"a 503 told the client where the database lives: {leaks[:3]}"
     assert len(refused) >= 10 and max(o["seconds"] for o in outcomes) < 3.0, \
         f"a report waited {max(o['seconds'] for o in outcomes):.2f} s for its answer"
     for name in ("open incidents", "one incident", "units"):
