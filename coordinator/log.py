@@ -191,6 +191,19 @@ def number(decision: Decision, actor: str, head: Head, now: datetime, new_id: Ca
     return records
 
 
+def rechain(records: list[ev.Recorded], head: Head) -> list[ev.Recorded]:
+    """Records numbered again after ``head``, as if written there: seq, time (never before the head's),
+    previous hash and hash change; streams, versions, ids and data stay."""
+    out, seq, prev_hash = [], head.seq, head.hash
+    for r in records:
+        seq += 1
+        at = max(r.at, head.at) if head.at else r.at
+        digest = ev.chain_hash(seq, r.id, r.type, at, r.stream, r.version, r.actor, r.data, prev_hash)
+        out.append(ev.Recorded(seq, r.id, r.type, at, r.stream, r.version, r.actor, r.data, prev_hash, digest))
+        prev_hash = digest
+    return out
+
+
 def head_after(head: Head, records: list[ev.Recorded]) -> Head:
     return Head(records[-1].seq, records[-1].at, records[-1].hash) if records else head
 

@@ -31,7 +31,7 @@ from .commands import Command
 from .dispatch import Fleet
 from .errors import CommandpostError, Invalid, NotFound, Unavailable
 from .events import Recorded
-from .log import AppendResult, Appending, Entry, EventLog, head_after, number
+from .log import AppendResult, Appending, Entry, EventLog, head_after, number, rechain
 from .log import Head as LogHead
 from .tracks import Fix, Tracks
 
@@ -84,6 +84,8 @@ class Node:
         self.bus_error: str | None = None
         self.batches = 0  # committed batches, and the commands in them (for /metrics and the benchmark)
         self.batched = 0
+        self.rechained = 0  # batches written after other nodes' events as decided, and those decided again
+        self.redecided = 0
         self._subscription = None
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -154,19 +156,30 @@ class Node:
                     await self._save_snapshot(*snapshot)
 
     async def _commit(self, batch: list[Ticket]) -> None:
+        """Decide the batch on the working projection *before* taking the log's lock, so that several
+        nodes decide at once; then, holding the lock: if nobody appended meanwhile, write it as it is;
+        if others did but touched none of the incidents, units and assignments this batch touches, chain
+        the batch after theirs and write it; otherwise (or if a command turns out to be a retry of one
+        already in the log) go back to the committed projection, take theirs in and decide again."""
         keys = {t.key: t.body_hash for t in batch if t.key is not None}
+        entries, answers = self._decide(batch, {})
+        appending, chained = None, False
         try:
             appending = await to_thread.run_sync(self.log.begin, self.state.seq, keys)
-        except Exception as err:
-            for ticket in batch:
-                _answer(ticket, err)
-            return
-        try:
-            self._apply(appending.gap)  # others' events: committed, so into both projections
-            if appending.head.seq != self.state.seq:  # a log restored behind this node, say: never write past it
+            gap = appending.gap
+            if appending.head.seq != (gap[-1].seq if gap else self.state.seq):  # a log restored behind this node
                 raise Unavailable(f"The log ends at seq {appending.head.seq} but this node has applied "
                                   f"{self.state.seq}; it must restart")
-            entries, answered = self._decide(batch, appending)
+            if appending.earlier or (gap and _touch(gap) & _touch(r for records, _, _ in entries for r in records)):
+                self.redecided += 1
+                self._restore()
+                self._apply(gap)
+                entries, answers = self._decide(batch, appending.earlier)
+            elif gap:
+                self.rechained, chained = self.rechained + 1, True
+                entries = [(records, key, body_hash) for records, key, body_hash in
+                           _chain_after(head_after(appending.head, []), entries)]
+                self._apply(gap, working=False)
             if entries:
                 await to_thread.run_sync(appending.commit, entries, None)
             else:
@@ -189,55 +202,68 @@ class Node:
             return
         records = [r for records, _, _ in entries for r in records]
         self._apply(records, working=False)
+        if chained:  # after others' events: the working projection takes their part, and ours as written
+            st.adopt(self._working, self.state, _touch(gap) | _touch(records))
+            for rec in gap:
+                self.fleet.observe(rec, self._working)
         self.batches, self.batched = self.batches + 1, self.batched + len(batch)
-        for ticket, result in answered:
-            _answer(ticket, result)
+        for ticket, answer in answers:
+            if isinstance(answer, tuple):  # (index of its entry, replayed): its records as written
+                answer = AppendResult(tuple(entries[answer[0]][0]), replayed=answer[1])
+            _answer(ticket, answer)
         if records:
             self._hint_ready.set()
 
-    def _decide(self, batch: list[Ticket], appending: Appending) -> tuple[list[Entry], list]:
+    def _decide(self, batch: list[Ticket], earlier: dict) -> tuple[list[Entry], list]:
         """Each command against the working state, which takes its events at once (so the next command
-        sees them). Returns what to write and, per ticket, its answer to give once it is durable."""
+        sees them). Returns what to write and, per ticket, its answer once it is durable: an error, an
+        earlier result, or (index of its entry, replayed)."""
         entries: list[Entry] = []
-        answered: list[tuple[Ticket, object]] = []
+        answers: list[tuple[Ticket, object]] = []
         head = LogHead(self._working.seq, self._working.at, self._working.last_hash)
-        mine: dict[str, tuple[str | None, list[Recorded]]] = {}  # keys first used in this batch
+        mine: dict[str, tuple[str | None, int]] = {}  # keys first used in this batch -> body hash, entry
         for ticket in batch:
-            earlier = appending.earlier.get(ticket.key) if ticket.key is not None else None
-            if earlier is None and ticket.key in mine:  # a retry that raced its original into this batch
-                body_hash, records = mine[ticket.key]
-                earlier = (AppendResult(tuple(records), replayed=True) if body_hash == ticket.body_hash else
-                           Invalid("This Idempotency-Key was already used for a different request"))
-            if earlier is not None:  # a retry: the first answer, even if state moved on since
-                answered.append((ticket, earlier))
+            answer = earlier.get(ticket.key) if ticket.key is not None else None
+            if answer is None and ticket.key in mine:  # a retry that raced its original into this batch
+                body_hash, index = mine[ticket.key]
+                answer = ((index, True) if body_hash == ticket.body_hash else
+                          Invalid("This Idempotency-Key was already used for a different request"))
+            if answer is not None:  # a retry: the first answer, even if state moved on since
+                answers.append((ticket, answer))
                 continue
             try:
                 auth.authorize(ticket.principal, ticket.cmd, self._working)
                 decision = handlers.decide(self._working, ticket.cmd, self.catalog)
             except Exception as err:  # refused (4xx), or a bug (500): this command only
-                answered.append((ticket, err))
+                answers.append((ticket, err))
                 continue
             records = number(decision, ticket.principal.actor, head, self.log.clock(), self.log.new_id)
             head = head_after(head, records)
             for rec in records:
                 st.apply(self._working, rec)
                 self.fleet.observe(rec, self._working)
-            if records:
-                entries.append((records, ticket.key, ticket.body_hash))
-                if ticket.key is not None:
-                    mine[ticket.key] = (ticket.body_hash, records)
-            answered.append((ticket, AppendResult(tuple(records))))
-        return entries, answered
+            if not records:
+                answers.append((ticket, AppendResult(())))
+                continue
+            entries.append((records, ticket.key, ticket.body_hash))
+            if ticket.key is not None:
+                mine[ticket.key] = (ticket.body_hash, len(entries) - 1)
+            answers.append((ticket, (len(entries) - 1, False)))
+        return entries, answers
 
-    async def _undo(self, appending: Appending) -> None:
-        """The batch did not commit (or may not have: then the next catch-up brings it from the log):
-        back to the committed projection, and the fleet index with it."""
-        try:
-            await to_thread.run_sync(appending.abort)
-        except Exception:
-            log.warning("could not roll back an append transaction", exc_info=True)
+    def _restore(self) -> None:
+        """Back to the committed projection: the working one, and the fleet index with it."""
         self._working = st.copy(self.state)
         self._reset_fleet()
+
+    async def _undo(self, appending: Appending | None) -> None:
+        """The batch did not commit (or may not have: then the next catch-up brings it from the log)."""
+        if appending is not None:
+            try:
+                await to_thread.run_sync(appending.abort)
+            except Exception:
+                log.warning("could not roll back an append transaction", exc_info=True)
+        self._restore()
 
     def _reset_fleet(self) -> None:
         self.fleet.reset(self._working, {unit_id: fix.location for unit_id, fix in self.tracks.latest.items()})
@@ -433,3 +459,27 @@ def _answer(ticket: Ticket, result) -> None:
         ticket.future.set_exception(result)
     else:
         ticket.future.set_result(result)
+
+
+def _touch(records) -> set[str]:
+    """What events touch: their streams, and the incidents, units and assignments their data names."""
+    touched = set()
+    for rec in records:
+        touched.add(rec.stream)
+        for kind in ("incident", "unit", "assignment"):
+            value = rec.data.get(f"{kind}_id")
+            if value is not None:
+                touched.add(f"{kind}/{value}")
+    return touched
+
+
+def _chain_after(head: LogHead, entries: list[Entry]) -> list[Entry]:
+    """The batch's events numbered again after ``head`` (what other nodes appended meanwhile): new seqs,
+    no earlier time than the head's, and a hash chain through theirs. Stream versions stay: no event
+    of theirs touched these streams."""
+    chained = []
+    for records, key, body_hash in entries:
+        again = rechain(records, head)
+        head = head_after(head, again)
+        chained.append((again, key, body_hash))
+    return chained

@@ -99,6 +99,14 @@ def _band(incident: "Incident") -> int:
     return math.floor(incident.location["lat"] / OPEN_BAND_DEG)
 
 
+def _unband(state: "State", incident: "Incident") -> None:
+    band = state.open_bands.get(_band(incident))
+    if band is not None:
+        band.discard(incident.id)
+        if not band:
+            del state.open_bands[_band(incident)]
+
+
 def _unit_commissioned(state: State, rec: Recorded, d: dict[str, Any]) -> None:
     state.units[d["unit_id"]] = Unit(
         id=d["unit_id"], agency_id=d["agency_id"], type=d["unit_type"], capabilities=list(d["capabilities"]),
@@ -161,11 +169,7 @@ def _unit_status_changed(state: State, rec: Recorded, d: dict[str, Any]) -> None
 def _incident_closed(state: State, rec: Recorded, d: dict[str, Any]) -> None:
     incident = state.incidents[d["incident_id"]]
     incident.status, incident.closed_at, incident.disposition = "closed", rec.at, d.get("disposition")
-    band = state.open_bands.get(_band(incident))
-    if band is not None:
-        band.discard(incident.id)
-        if not band:
-            del state.open_bands[_band(incident)]
+    _unband(state, incident)
     state.expiries.append((_later(rec.at, RETAIN_CLOSED), incident.id))
 
 
@@ -209,6 +213,45 @@ def apply(state: State, rec: Recorded) -> bool:
     if state.expiries and state.expiries[0][0] <= rec.at:
         _expire(state, rec.at)
     return True
+
+
+def adopt(state: State, source: State, touched: Iterable[str]) -> None:
+    """Make ``state`` hold ``source``'s incidents, units and assignments named in ``touched`` (``incident/ID``,
+    ``unit/ID``, ``assignment/ID``: stream names and the ids events carry), their stream versions, its
+    expiries and its place in the log. For the node's working projection after its batch was chained
+    after other writers' events that touched other things: everything else is equal already."""
+    tables = {"incident": (state.incidents, source.incidents), "unit": (state.units, source.units),
+              "assignment": (state.assignments, source.assignments)}
+    for key in touched:
+        kind, _, ident = key.partition("/")
+        if kind in tables:
+            mine, theirs = tables[kind]
+            if kind == "incident" and ident in mine:
+                _unband(state, mine[ident])
+            if ident in theirs:
+                mine[ident] = _copied(theirs[ident])
+                if kind == "incident" and mine[ident].status == "open":
+                    state.open_bands.setdefault(_band(mine[ident]), set()).add(ident)
+            else:
+                mine.pop(ident, None)
+        if key in source.versions:
+            state.versions[key] = source.versions[key]
+        else:
+            state.versions.pop(key, None)
+    for gone in state.incidents.keys() - source.incidents.keys():  # expired there meanwhile (closed a day ago)
+        _unband(state, state.incidents.pop(gone))
+        state.versions.pop(f"incident/{gone}", None)
+    for gone in state.assignments.keys() - source.assignments.keys():
+        del state.assignments[gone]
+    state.expiries = deque(source.expiries)
+    state.seq, state.at, state.last_hash = source.seq, source.at, source.last_hash
+
+
+def _copied(value):
+    """An entity ``apply`` may change without changing the original (it appends to two lists in place)."""
+    if isinstance(value, Incident):
+        return Incident(**{**vars(value), "notes": list(value.notes), "assignment_ids": list(value.assignment_ids)})
+    return type(value)(**vars(value))
 
 
 def fold(records: Iterable[Recorded], state: State | None = None) -> State:

@@ -2,6 +2,7 @@
 before it, and written in one transaction; a batch that does not commit leaves no trace."""
 
 import asyncio
+import threading
 
 import pytest
 
@@ -165,3 +166,104 @@ def test_a_batch_that_does_not_commit_leaves_no_trace_in_the_picture(backend, co
     # If the commit did land, the log is the truth: the next read brings those events in.
     assert after_catch_up == (["i-0", "i-1", "i-2"] if committed else [])
     assert retried.records and "i-9" in node.state.incidents
+
+
+class HeldBegin:
+    """Node B's next append waits, after B decided its batch, until node A has written: the moment two
+    nodes decide at once. (The waiting happens in B's worker thread, before B takes the log's lock.)"""
+
+    def __init__(self, log: EventLog):
+        self.begin, self.go, self.waiting = log.begin, threading.Event(), threading.Event()
+
+    def __call__(self, *args):
+        self.waiting.set()
+        assert self.go.wait(10), "node A never let node B go on"
+        return self.begin(*args)
+
+
+def two_nodes(backend, tmp_path, scenario, policy: Policy | None = None):
+    log = fresh_log(backend, tmp_path, Clock())
+
+    async def main():
+        a, b = (Node(EventLog(log.engine, log.clock), Tracks(log.engine), MemoryBus(), catalog(policy=policy),
+                     snapshot_every=10_000, poll_interval_s=60) for _ in range(2))
+        await a.start()
+        await b.start()
+        await a.handle(c.CommissionUnits(catalog().city.units), ADMIN)
+        await b.catch_up()
+        try:
+            outcome = await scenario(a, b)
+            await a.catch_up()
+            await b.catch_up()
+            return a, b, outcome
+        finally:
+            await a.stop()
+            await b.stop()
+
+    try:
+        a, b, outcome = asyncio.run(main())
+        assert a.state == b.state == st.fold(log.iter_all()), "a node's projection differs from the log"
+        for node in (a, b):
+            assert st.to_doc(node._working) == st.to_doc(node.state), "a working projection went astray"
+        assert log.verify().ok
+        return a, b, outcome
+    finally:
+        log.engine.dispose()
+
+
+async def while_held(a: Node, b: Node, on_a, on_b):
+    """B decides ``on_b`` first, A then writes ``on_a``, and only then B takes the log's lock."""
+    held = HeldBegin(b.log)
+    b.log.begin = held
+    pending = asyncio.gather(*(b.handle(cmd, ADMIN) for cmd in on_b), return_exceptions=True)
+    await asyncio.get_running_loop().run_in_executor(None, held.waiting.wait, 10)
+    done_a = await asyncio.gather(*(a.handle(cmd, ADMIN) for cmd in on_a), return_exceptions=True)
+    held.go.set()
+    return done_a, await pending
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_nodes_deciding_at_once_about_different_things_both_write_what_they_decided(backend, tmp_path):
+    """Reports far apart: B's batch is chained after A's without deciding it again."""
+    async def scenario(a: Node, b: Node):
+        done_a, done_b = await while_held(a, b, [report(n) for n in range(3)], [report(n) for n in range(10, 13)])
+        return done_a, done_b, b.rechained, b.redecided
+
+    _, b, (done_a, done_b, rechained, redecided) = two_nodes(backend, tmp_path, scenario)
+    assert all(isinstance(r, AppendResult) and r.records for r in [*done_a, *done_b]), [*done_a, *done_b]
+    assert (rechained, redecided) == (1, 0)
+    assert min(r.records[0].seq for r in done_b) > max(r.records[-1].seq for r in done_a)  # B's after A's
+    assert sorted(b.state.incidents) == sorted(f"i-{n}" for n in (0, 1, 2, 10, 11, 12))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_nodes_deciding_at_once_about_one_unit_decide_again_and_never_send_it_twice(backend, tmp_path):
+    """Both auto-dispatch a cardiac arrest: B decided on M1 and M2 as A took them, so B decides again with
+    A's events in view and sends no medic twice; both reports are accepted (no 409 for the caller)."""
+    async def scenario(a: Node, b: Node):
+        done_a, done_b = await while_held(a, b, [report(1)], [report(2)])
+        return done_a, done_b, b.redecided
+
+    _, _, (done_a, done_b, redecided) = two_nodes(backend, tmp_path, scenario, Policy(auto_dispatch={"cardiac_arrest": 1}))
+    assert redecided == 1
+    [first], [second] = done_a, done_b
+    assert isinstance(second, AppendResult), second
+    taken = assigned_units(first) + assigned_units(second)
+    assert len(taken) == len(set(taken)), f"a unit was sent twice: {taken}"
+    assert {"M1", "M2"} <= set(assigned_units(first)) and not any(u.startswith("M") for u in assigned_units(second))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_retry_on_one_node_of_a_report_the_other_node_wrote_meanwhile_gets_the_first_answer(backend, tmp_path):
+    async def scenario(a: Node, b: Node):
+        held = HeldBegin(b.log)
+        b.log.begin = held
+        retry = asyncio.ensure_future(b.handle(report(5), Principal("admin", "test"), key="k", body_hash="h"))
+        await asyncio.get_running_loop().run_in_executor(None, held.waiting.wait, 10)
+        first = await a.handle(report(5), Principal("admin", "test"), key="k", body_hash="h")
+        held.go.set()
+        return first, await retry
+
+    a, _, (first, retry) = two_nodes(backend, tmp_path, scenario)
+    assert retry.replayed and retry.records == first.records
+    assert list(a.state.incidents) == ["i-5"]
