@@ -148,6 +148,9 @@ def from_data(type_name: str, data: dict[str, Any]) -> Event:
     return REGISTRY[type_name](**data)
 
 
+ENVELOPE = ("seq", "id", "type", "at", "stream", "version", "actor", "data", "prev_hash", "hash")
+
+
 @dataclass(frozen=True, slots=True)
 class Recorded:
     """An event as the log holds it: numbered, stamped, attributed and chained."""
@@ -162,6 +165,8 @@ class Recorded:
     data: dict[str, Any]
     prev_hash: str
     hash: str
+    # The canonical JSON of ``data`` when this process just wrote it (hashing made it): the insert reuses it.
+    data_json: str | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -172,7 +177,7 @@ class Recorded:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> "Recorded":
-        return cls(**{name: doc[name] for name in cls.__slots__})
+        return cls(**{name: doc[name] for name in ENVELOPE})
 
     @property
     def event(self) -> Event:

@@ -186,7 +186,8 @@ def number(decision: Decision, actor: str, head: Head, now: datetime, new_id: Ca
             data = plain(data)
             data_json = ev.canonical_json(data)
         digest = ev.chain_hash(seq, eid, kind, at, stream, versions[stream], actor, data, prev_hash, data_json)
-        records.append(ev.Recorded(seq, eid, kind, at, stream, versions[stream], actor, data, prev_hash, digest))
+        records.append(ev.Recorded(seq, eid, kind, at, stream, versions[stream], actor, data, prev_hash, digest,
+                                   data_json))
         prev_hash = digest
     return records
 
@@ -198,8 +199,10 @@ def rechain(records: list[ev.Recorded], head: Head) -> list[ev.Recorded]:
     for r in records:
         seq += 1
         at = max(r.at, head.at) if head.at else r.at
-        digest = ev.chain_hash(seq, r.id, r.type, at, r.stream, r.version, r.actor, r.data, prev_hash)
-        out.append(ev.Recorded(seq, r.id, r.type, at, r.stream, r.version, r.actor, r.data, prev_hash, digest))
+        data_json = r.data_json or ev.canonical_json(r.data)
+        digest = ev.chain_hash(seq, r.id, r.type, at, r.stream, r.version, r.actor, r.data, prev_hash, data_json)
+        out.append(ev.Recorded(seq, r.id, r.type, at, r.stream, r.version, r.actor, r.data, prev_hash, digest,
+                               data_json))
         prev_hash = digest
     return out
 
@@ -266,7 +269,8 @@ class Appending:
             with driver.cursor() as cursor, cursor.copy(COPY_EVENTS) as copy:
                 for r in records:
                     copy.write_row((r.seq, r.id, r.type, r.at, r.stream, r.version, r.actor,
-                                    json.dumps(r.data, ensure_ascii=False), r.data.get("incident_id"), r.prev_hash, r.hash))
+                                    r.data_json or json.dumps(r.data, ensure_ascii=False), r.data.get("incident_id"),
+                                    r.prev_hash, r.hash))
         except type(driver).Error as err:  # psycopg.Error: wrapped by kind (IntegrityError, DataError, ...)
             raise sa.exc.DBAPIError.instance(COPY_EVENTS, None, err, type(driver).Error, dialect=self.conn.dialect) from err
 
