@@ -35,13 +35,13 @@ def possible_duplicates(state: State, cmd: c.ReportIncident, incident_type: Inci
     """Open incidents of the same family within the policy's radius and time window, nearest first."""
     policy = catalog.policy
     when = datetime.fromisoformat(cmd.reported_at)
-    # open incidents in a latitude band first (1 degree of latitude is at least 110.5 km): most are
-    # far away, and only the few inside it pay for a distance and a parsed time
+    # open incidents in the cells around the point first (1 degree of latitude is at least 110.5 km): most
+    # are far away, and only the few near it pay for a distance and a parsed time
     band = policy.duplicate_radius_m / 110_000 + 1e-9
     lat, lon = cmd.location.lat, cmd.location.lon
     lon_band = band / max(math.cos(math.radians(min(abs(lat) + band, 90.0))), 1e-9)  # wider towards the poles
     found = []
-    for other in state.open_incidents_near(lat, band):
+    for other in state.open_incidents_near(lat, lon, band, lon_band):
         if abs(other.location["lat"] - lat) > band or _degrees_apart(other.location["lon"], lon) > lon_band:
             continue
         other_type = catalog.plans.incident_types.get(other.type)

@@ -20,7 +20,8 @@ from typing import Any
 from .events import GENESIS_HASH, Recorded
 
 RETAIN_CLOSED = timedelta(hours=24)
-OPEN_BAND_DEG = 0.002  # open incidents are indexed by bands of latitude this wide (about 220 m)
+OPEN_CELL_DEG = 0.002  # open incidents are indexed in cells this many degrees of latitude and longitude wide
+LON_CELLS = round(360 / OPEN_CELL_DEG)  # cells around a parallel
 
 
 @dataclass
@@ -81,30 +82,54 @@ class State:
     assignments: dict[str, Assignment] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     expiries: deque[tuple[str, str]] = field(default_factory=deque)  # (drop at, incident id), in close order
-    # Derived, never stored: open incident ids by band of latitude, so a report's duplicate check reads
-    # the few open incidents near it instead of every incident of the last day.
-    open_bands: dict[int, set[str]] = field(default_factory=dict, compare=False, repr=False)
+    # Derived, never stored: open incident ids by cell (band of latitude, then of longitude), so a report's
+    # duplicate check reads the few open incidents near it instead of every incident of the last day.
+    open_cells: dict[int, dict[int, set[str]]] = field(default_factory=dict, compare=False, repr=False)
 
     def version(self, stream: str) -> int:
         return self.versions.get(stream, 0)
 
-    def open_incidents_near(self, lat: float, degrees: float) -> Iterator["Incident"]:
-        """Open incidents whose latitude may be within ``degrees`` of ``lat`` (a superset: check distance)."""
-        for band in range(math.floor((lat - degrees) / OPEN_BAND_DEG), math.floor((lat + degrees) / OPEN_BAND_DEG) + 1):
-            for incident_id in self.open_bands.get(band, ()):
-                yield self.incidents[incident_id]
+    def open_incidents_near(self, lat: float, lon: float, lat_deg: float, lon_deg: float) -> Iterator["Incident"]:
+        """Open incidents that may lie within ``lat_deg`` of ``lat`` and ``lon_deg`` of ``lon`` (the short way
+        round the antimeridian): a superset, the caller checks the distance."""
+        first, last = math.floor((lon - lon_deg) / OPEN_CELL_DEG), math.floor((lon + lon_deg) / OPEN_CELL_DEG)
+        for band in range(math.floor((lat - lat_deg) / OPEN_CELL_DEG), math.floor((lat + lat_deg) / OPEN_CELL_DEG) + 1):
+            row = self.open_cells.get(band)
+            if not row:
+                continue
+            if last - first + 1 >= min(len(row), LON_CELLS):  # fewer cells in the row than asked: read them all
+                cells = row.values()
+            else:
+                cells = (row.get(_wrapped(cell), ()) for cell in range(first, last + 1))
+            for ids in cells:
+                for incident_id in ids:
+                    yield self.incidents[incident_id]
 
 
-def _band(incident: "Incident") -> int:
-    return math.floor(incident.location["lat"] / OPEN_BAND_DEG)
+def _wrapped(cell: int) -> int:
+    return (cell + LON_CELLS // 2) % LON_CELLS - LON_CELLS // 2
 
 
-def _unband(state: "State", incident: "Incident") -> None:
-    band = state.open_bands.get(_band(incident))
-    if band is not None:
-        band.discard(incident.id)
-        if not band:
-            del state.open_bands[_band(incident)]
+def _cell(incident: "Incident") -> tuple[int, int]:
+    return (math.floor(incident.location["lat"] / OPEN_CELL_DEG),
+            _wrapped(math.floor(incident.location["lon"] / OPEN_CELL_DEG)))
+
+
+def _enter(state: "State", incident: "Incident") -> None:
+    band, cell = _cell(incident)
+    state.open_cells.setdefault(band, {}).setdefault(cell, set()).add(incident.id)
+
+
+def _leave(state: "State", incident: "Incident") -> None:
+    band, cell = _cell(incident)
+    row = state.open_cells.get(band, {})
+    ids = row.get(cell)
+    if ids is not None:
+        ids.discard(incident.id)
+        if not ids:
+            del row[cell]
+            if not row:
+                del state.open_cells[band]
 
 
 def _unit_commissioned(state: State, rec: Recorded, d: dict[str, Any]) -> None:
@@ -121,7 +146,7 @@ def _incident_reported(state: State, rec: Recorded, d: dict[str, Any]) -> None:
         agencies=list(d["agencies"]), address=d.get("address"), description=d.get("description"),
         possible_duplicate_of=list(d.get("possible_duplicate_of", ())),
     )
-    state.open_bands.setdefault(_band(state.incidents[d["incident_id"]]), set()).add(d["incident_id"])
+    _enter(state, state.incidents[d["incident_id"]])
 
 
 def _recommendation_made(state: State, rec: Recorded, d: dict[str, Any]) -> None:
@@ -169,7 +194,7 @@ def _unit_status_changed(state: State, rec: Recorded, d: dict[str, Any]) -> None
 def _incident_closed(state: State, rec: Recorded, d: dict[str, Any]) -> None:
     incident = state.incidents[d["incident_id"]]
     incident.status, incident.closed_at, incident.disposition = "closed", rec.at, d.get("disposition")
-    _unband(state, incident)
+    _leave(state, incident)
     state.expiries.append((_later(rec.at, RETAIN_CLOSED), incident.id))
 
 
@@ -227,11 +252,11 @@ def adopt(state: State, source: State, touched: Iterable[str]) -> None:
         if kind in tables:
             mine, theirs = tables[kind]
             if kind == "incident" and ident in mine:
-                _unband(state, mine[ident])
+                _leave(state, mine[ident])
             if ident in theirs:
                 mine[ident] = _copied(theirs[ident])
                 if kind == "incident" and mine[ident].status == "open":
-                    state.open_bands.setdefault(_band(mine[ident]), set()).add(ident)
+                    _enter(state, mine[ident])
             else:
                 mine.pop(ident, None)
         if key in source.versions:
@@ -239,7 +264,7 @@ def adopt(state: State, source: State, touched: Iterable[str]) -> None:
         else:
             state.versions.pop(key, None)
     for gone in state.incidents.keys() - source.incidents.keys():  # expired there meanwhile (closed a day ago)
-        _unband(state, state.incidents.pop(gone))
+        _leave(state, state.incidents.pop(gone))
         state.versions.pop(f"incident/{gone}", None)
     for gone in state.assignments.keys() - source.assignments.keys():
         del state.assignments[gone]
@@ -299,5 +324,5 @@ def from_doc(doc: dict[str, Any]) -> State:
     )
     for incident in state.incidents.values():
         if incident.status == "open":
-            state.open_bands.setdefault(_band(incident), set()).add(incident.id)
+            _enter(state, incident)
     return state

@@ -229,8 +229,8 @@ class TestRecommendationAtIntake:
     @for_all(centre=hs.sampled_from([IN_WEST, LatLon(64.0, 179.999), LatLon(-33.9, -179.9995), LatLon(89.9985, 10.0)]),
              offsets=hs.lists(hs.tuples(hs.floats(-0.004, 0.004), hs.floats(-0.01, 0.01), hs.booleans()), max_size=25),
              radius=hs.sampled_from([50.0, 200.0, 450.0]))
-    def test_the_duplicate_check_by_latitude_band_finds_what_a_scan_of_every_incident_finds(self, centre, offsets, radius):
-        """Near the antimeridian and the pole too: the bands and the longitude box never hide a duplicate."""
+    def test_the_duplicate_check_by_cells_finds_what_a_scan_of_every_incident_finds(self, centre, offsets, radius):
+        """Near the antimeridian and the pole too: the cells and the longitude box never hide a duplicate."""
         events = []
         for n, (dlat, dlon, closed) in enumerate(offsets):
             lat = max(-90.0, min(90.0, centre.lat + dlat))
@@ -246,7 +246,7 @@ class TestRecommendationAtIntake:
         expected = sorted((haversine_m(centre, LatLon.from_json(i.location)), i.id) for i in state.incidents.values()
                           if i.status == "open" and haversine_m(centre, LatLon.from_json(i.location)) <= radius)
         assert found.events[0].possible_duplicate_of == [incident_id for _, incident_id in expected]
-        assert state_again.open_bands == state.open_bands
+        assert state_again.open_cells == state.open_cells
 
     def test_a_possible_duplicate_is_never_auto_dispatched(self):
         state = given(reported("i0", kind="cardiac_arrest"))
