@@ -172,8 +172,8 @@ class Node:
                                   f"{self.state.seq}; it must restart")
             if appending.earlier or (gap and _touch(gap) & _touch(r for records, _, _ in entries for r in records)):
                 self.redecided += 1
-                self._restore()
-                self._apply(gap)
+                self._apply(gap, working=False)
+                self._adopt(_touch(gap) | _touch(r for records, _, _ in entries for r in records))
                 entries, answers = self._decide(batch, appending.earlier)
             elif gap:
                 self.rechained, chained = self.rechained + 1, True
@@ -203,9 +203,7 @@ class Node:
         records = [r for records, _, _ in entries for r in records]
         self._apply(records, working=False)
         if chained:  # after others' events: the working projection takes their part, and ours as written
-            st.adopt(self._working, self.state, _touch(gap) | _touch(records))
-            for rec in gap:
-                self.fleet.observe(rec, self._working)
+            self._adopt(_touch(gap) | _touch(records))
         self.batches, self.batched = self.batches + 1, self.batched + len(batch)
         for ticket, answer in answers:
             if isinstance(answer, tuple):  # (index of its entry, replayed): its records as written
@@ -250,6 +248,11 @@ class Node:
                 mine[ticket.key] = (ticket.body_hash, len(entries) - 1)
             answers.append((ticket, (len(entries) - 1, False)))
         return entries, answers
+
+    def _adopt(self, touched: set[str]) -> None:
+        """The working projection (and the fleet index) equal to the committed one where they may differ."""
+        st.adopt(self._working, self.state, touched)
+        self.fleet.sync([key.partition("/")[2] for key in touched if key.startswith("unit/")], self._working)
 
     def _restore(self) -> None:
         """Back to the committed projection: the working one, and the fleet index with it."""

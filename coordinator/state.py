@@ -241,10 +241,15 @@ def apply(state: State, rec: Recorded) -> bool:
 
 
 def adopt(state: State, source: State, touched: Iterable[str]) -> None:
-    """Make ``state`` hold ``source``'s incidents, units and assignments named in ``touched`` (``incident/ID``,
-    ``unit/ID``, ``assignment/ID``: stream names and the ids events carry), their stream versions, its
-    expiries and its place in the log. For the node's working projection after its batch was chained
-    after other writers' events that touched other things: everything else is equal already."""
+    """Make ``state`` equal to ``source`` where they may differ: the incidents, units and assignments named in
+    ``touched`` (``incident/ID``, ``unit/ID``, ``assignment/ID``: stream names and the ids events carry) with
+    their stream versions, the incidents and assignments one holds and the other does not (expired on one
+    side only), the expiries and the place in the log. For the node's working projection, which differs from
+    the committed one only by the events of a batch and of other writers since: O(what they touched), not
+    O(the picture)."""
+    touched = set(touched)
+    touched |= {f"incident/{i}" for i in state.incidents.keys() ^ source.incidents.keys()}
+    touched |= {f"assignment/{a}" for a in state.assignments.keys() ^ source.assignments.keys()}
     tables = {"incident": (state.incidents, source.incidents), "unit": (state.units, source.units),
               "assignment": (state.assignments, source.assignments)}
     for key in touched:
@@ -263,11 +268,6 @@ def adopt(state: State, source: State, touched: Iterable[str]) -> None:
             state.versions[key] = source.versions[key]
         else:
             state.versions.pop(key, None)
-    for gone in state.incidents.keys() - source.incidents.keys():  # expired there meanwhile (closed a day ago)
-        _leave(state, state.incidents.pop(gone))
-        state.versions.pop(f"incident/{gone}", None)
-    for gone in state.assignments.keys() - source.assignments.keys():
-        del state.assignments[gone]
     state.expiries = deque(source.expiries)
     state.seq, state.at, state.last_hash = source.seq, source.at, source.last_hash
 

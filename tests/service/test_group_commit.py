@@ -10,6 +10,7 @@ from coordinator import commands as c
 from coordinator import state as st
 from coordinator.auth import Principal
 from coordinator.bus import MemoryBus
+from coordinator.dispatch import Fleet
 from coordinator.errors import Invalid, Unavailable
 from coordinator.handlers import Policy
 from coordinator.log import AppendResult, EventLog
@@ -205,6 +206,10 @@ def two_nodes(backend, tmp_path, scenario, policy: Policy | None = None):
         assert a.state == b.state == st.fold(log.iter_all()), "a node's projection differs from the log"
         for node in (a, b):
             assert st.to_doc(node._working) == st.to_doc(node.state), "a working projection went astray"
+            fresh = Fleet()
+            fresh.reset(node.state, {})
+            assert {u: node.fleet.index.tags(u) for u in node.state.units} == \
+                {u: fresh.index.tags(u) for u in node.state.units}, "the fleet index went astray"
         assert log.verify().ok
         return a, b, outcome
     finally:
