@@ -181,33 +181,59 @@ async def worker_main(args, loop_kind: str) -> None:
     marks: dict[str, Any] = {}
     per_second = Counter()  # events completed in each second of the window
 
+    async def send(cmd):
+        """One command through the node, counted; None if it was refused."""
+        t0 = time.perf_counter()
+        try:
+            result = await node.handle(cmd, who)
+        except Exception as err:  # noqa: BLE001 -- counted, not fatal: the table says how many
+            errors[type(err).__name__] += 1
+            return None
+        t1 = time.perf_counter()
+        totals["commands"] += 1
+        totals["events"] += len(result.records)
+        if m_start <= t1 < m_end:
+            lat.append(t1 - t0)
+            counts["commands"] += 1
+            counts["events"] += len(result.records)
+            per_second[int(t1 - m_start)] += len(result.records)
+        return result
+
     async def caller(k: int) -> None:
         n = 0
         while not stop:
             n += 1
             lat_deg = south + (north - south) * rng.uniform(0.1, 0.9)
             lon_deg = west + (east - west) * rng.uniform(0.1, 0.9)
-            cmd = c.ReportIncident(f"b{args.node_index}-{k}-{n}", rng.choice(types), None, LatLon(lat_deg, lon_deg),
+            incident_id = f"b{args.node_index}-{k}-{n}"
+            cmd = c.ReportIncident(incident_id, rng.choice(types), None, LatLon(lat_deg, lon_deg),
                                    format_at(node.log.clock()))
-            t0 = time.perf_counter()
-            try:
-                result = await node.handle(cmd, who)
-            except Exception as err:  # noqa: BLE001 -- counted, not fatal: the table says how many
-                errors[type(err).__name__] += 1
+            result = await send(cmd)
+            if result is None:
                 await asyncio.sleep(0.01)
                 continue
-            t1 = time.perf_counter()
-            totals["commands"] += 1
-            totals["events"] += len(result.records)
-            if m_start <= t1 < m_end:
-                lat.append(t1 - t0)
-                counts["commands"] += 1
-                counts["events"] += len(result.records)
-                per_second[int(t1 - m_start)] += len(result.records)
+            if args.workload == "dispatch":
+                await incident_life(incident_id, result)
+
+    async def incident_life(incident_id: str, reported) -> None:
+        """A dispatcher's and the crews' part of a call: assign what was recommended, each crew acknowledges,
+        goes en route and arrives, then the incident is closed (which frees the units)."""
+        made = next(r for r in reported.records if r.type == "RecommendationMade")
+        units = [u["unit_id"] for line in made.data["lines"] for u in line["units"]]
+        if units:
+            assigned = await send(c.AssignUnits(incident_id, tuple(units),
+                                                tuple(f"{incident_id}/{u}" for u in units)))
+            for rec in (assigned.records if assigned else ()):
+                if rec.type == "UnitAssigned":
+                    await send(c.AckAssignment(rec.data["assignment_id"]))
+                    for status in ("en_route", "on_scene"):
+                        await send(c.ChangeUnitStatus(rec.data["unit_id"], status))
+        await send(c.CloseIncident(incident_id, "bench"))
 
     def mark(name: str) -> None:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         marks[name] = {"t": time.perf_counter(), "cpu": ru.ru_utime + ru.ru_stime, "batches": node.batches,
+                       "rechained": getattr(node, "rechained", 0), "redecided": getattr(node, "redecided", 0),
                        "batched": node.batched, "machine": machine_busy(), "postgres_cpu": postgres_cpu(),
                        "spent": {k: list(v) for k, v in spent.items()}}
 
@@ -230,6 +256,8 @@ async def worker_main(args, loop_kind: str) -> None:
         "window_s": window, "commands": counts["commands"], "events": counts["events"],
         "commands_per_s": counts["commands"] / window, "events_per_s": counts["events"] / window,
         "batches": batches, "batched": batched, "mean_batch": batched / batches if batches else float("nan"),
+        # batches written after another node's events as decided, and those decided again (they touched the same)
+        "rechained": e["rechained"] - s["rechained"], "redecided": e["redecided"] - s["redecided"],
         "p50_ms": T.percentile(ms, 50), "p90_ms": T.percentile(ms, 90), "p99_ms": T.percentile(ms, 99),
         "max_ms": ms[-1] if ms else float("nan"), "mean_ms": statistics.fmean(ms) if ms else float("nan"),
         "cpu_s": e["cpu"] - s["cpu"], "node_cores": (e["cpu"] - s["cpu"]) / window,
@@ -237,6 +265,8 @@ async def worker_main(args, loop_kind: str) -> None:
         "events_per_second_series": [per_second[i] for i in range(int(args.duration))],
         "cpu_per_command_ms": (e["cpu"] - s["cpu"]) * 1000 / max(1, counts["commands"]),
         "machine_busy_cores": busy_between(s["machine"], e["machine"]),
+        # In the dispatch workload a 409 is the expected answer to assigning a unit another call took first.
+        "conflicts": errors.pop("Conflict", 0) if args.workload == "dispatch" else 0,
         "errors": dict(errors), "total_commands": totals["commands"], "total_events": totals["events"],
         "incidents_in_state": len(node.state.incidents), "breakdown": breakdown,
     }
@@ -299,7 +329,8 @@ class Worker:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--role", "append-worker", "--url", url,
                "--redis-url", redis_url or "", "--prefix", prefix, "--concurrency", str(concurrency),
                "--max-batch", str(max_batch), "--node-index", str(node_index), "--seed", str(args.seed),
-               "--warmup", str(args.warmup), "--duration", str(args.duration), "--src", CODE["dir"]]
+               "--warmup", str(args.warmup), "--duration", str(args.duration), "--src", CODE["dir"],
+               "--workload", args.workload]
         self.log_file = open(self.log_path, "w")  # noqa: SIM115 -- the worker's stderr, closed in close()
         self.proc = subprocess.Popen(cmd, cwd=T.ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log_file, text=True, bufsize=1)
@@ -408,6 +439,7 @@ def run_nodes(url: str, backend: str, nodes: int, concurrency: int, max_batch: i
         "postgres_cores": statistics.fmean(r["postgres_cores"] for r in results),
         "cpu_per_command_ms": statistics.fmean(r["cpu_per_command_ms"] for r in results),
         "errors": sum(sum(r["errors"].values()) for r in results),
+        "conflicts": sum(r.get("conflicts", 0) for r in results),
         "incidents_in_state": results[0]["incidents_in_state"],
     }
     # correctness: the nodes agree, and every answered command's events are in the log exactly once
@@ -974,6 +1006,11 @@ def breakdown_rows(configs: list[dict]) -> list[tuple]:
     return rows
 
 
+WORKLOADS = {"reports": "ReportIncident -> 2 events",
+             "dispatch": "a call's life: report, assign the recommended units, ack, en route, on scene, close; "
+                         "a 409 for a unit another call took first is counted apart, not an error"}
+
+
 def print_report(doc: dict[str, Any]) -> None:
     a = doc.get("appends")
     if a:
@@ -985,8 +1022,8 @@ def print_report(doc: dict[str, Any]) -> None:
               r["commands_per_s"], r["mean_batch"], r["p50_ms"], r["p99_ms"], r["cpu_per_command_ms"],
               r["node_cores"], r["postgres_cores"], r["others_cores"], "/".join(f"{x:,}" for x in r["events_per_s_runs"]),
               "ok" if r["checks_ok"] and not r["errors"] else f"FAIL ({r['errors']} errors)") for r in agg],
-            title="A. Appends under concurrent intake (ReportIncident -> 2 events; median over rounds; p99: median "
-                  "of the rounds' p99)"))
+            title=f"A. Appends under concurrent intake ({WORKLOADS[doc.get('workload', 'reports')]}; median over "
+                  f"rounds; p99: median of the rounds' p99)"))
         if a["peers"]:
             print()
             peers = defaultdict(list)
@@ -1119,6 +1156,10 @@ def main() -> None:
     p.add_argument("--redis-url", default=os.environ.get("CP_BENCH_REDIS_URL", DEFAULT_REDIS))
     # internal: the node processes
     p.add_argument("--role", choices=("driver", "append-worker"), default="driver", help=argparse.SUPPRESS)
+    p.add_argument("--workload", choices=("reports", "dispatch"), default="reports",
+                   help="reports: callers only report (2 events each, every one a recommendation); dispatch: each "
+                        "caller also assigns the recommended units, the crews acknowledge, go en route and arrive, "
+                        "and the incident is closed (a call's whole life in the log)")
     p.add_argument("--url", help=argparse.SUPPRESS)
     p.add_argument("--prefix", default="", help=argparse.SUPPRESS)
     p.add_argument("--max-batch", type=int, default=0, help=argparse.SUPPRESS)
@@ -1165,7 +1206,7 @@ def main() -> None:
     sys.path.insert(0, str(src))  # the driver's own imports (MAX_BATCH, tokens, the city) from the same copy
     machine.update(code=code["code"], commit=code["commit"])
     T.log(f"measuring {code['code']}" + (f" ({', '.join(code['uncommitted'])})" if code.get("uncommitted") else ""))
-    doc: dict[str, Any] = {"machine": machine, "code": code,
+    doc: dict[str, Any] = {"machine": machine, "code": code, "workload": args.workload,
                            "args": {k: v for k, v in vars(args).items() if k not in ("url", "src", "prefix")}}
     try:
         if not args.skip_appends:
