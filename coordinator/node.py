@@ -162,9 +162,9 @@ class Node:
         the batch after theirs and write it; otherwise (or if a command turns out to be a retry of one
         already in the log) go back to the committed projection, take theirs in and decide again."""
         keys = {t.key: t.body_hash for t in batch if t.key is not None}
-        entries, answers = self._decide(batch, {})
         appending, chained = None, False
         try:
+            entries, answers = self._decide(batch, {})
             appending = await to_thread.run_sync(self.log.begin, self.state.seq, keys)
             gap = appending.gap
             if appending.head.seq != (gap[-1].seq if gap else self.state.seq):  # a log restored behind this node
@@ -177,8 +177,7 @@ class Node:
                 entries, answers = self._decide(batch, appending.earlier)
             elif gap:
                 self.rechained, chained = self.rechained + 1, True
-                entries = [(records, key, body_hash) for records, key, body_hash in
-                           _chain_after(head_after(appending.head, []), entries)]
+                entries = _chain_after(appending.head, entries)
                 self._apply(gap, working=False)
             if entries:
                 await to_thread.run_sync(appending.commit, entries, None)
