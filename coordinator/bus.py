@@ -122,8 +122,12 @@ class RedisBus:
                     for entry_id, fields in entries:
                         last = entry_id
                         try:
-                            subscription.put(json.loads(fields[b"m"]))
+                            message = json.loads(fields[b"m"])
                         except (KeyError, ValueError):
+                            message = None
+                        if isinstance(message, dict):
+                            subscription.put(message)
+                        else:
                             log.warning("ignored a malformed bus message %r", entry_id)
         finally:
             await client.aclose()

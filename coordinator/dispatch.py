@@ -43,19 +43,6 @@ class Fleet:
             if unit_id in self._units:
                 self.index.retag(unit_id, self._tags(unit_id, rec.data["status"]))
 
-    def sync(self, unit_ids, state: State) -> None:
-        """These units as ``state`` has them (after the node's working projection adopted the committed one's)."""
-        for unit_id in unit_ids:
-            unit = state.units.get(unit_id)
-            if unit is None:
-                if unit_id in self._units:
-                    del self._units[unit_id]
-                    self.index.remove(unit_id)
-            elif unit_id not in self._units:
-                self._put(unit, None)
-            else:
-                self.index.retag(unit_id, self._tags(unit_id, unit.status))
-
     def move(self, unit_id: str, location: LatLon) -> None:
         if unit_id in self._units:
             self.index.move(unit_id, location)

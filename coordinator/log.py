@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -192,21 +192,6 @@ def number(decision: Decision, actor: str, head: Head, now: datetime, new_id: Ca
     return records
 
 
-def rechain(records: list[ev.Recorded], head: Head) -> list[ev.Recorded]:
-    """Records numbered again after ``head``, as if written there: seq, time (never before the head's),
-    previous hash and hash change; streams, versions, ids and data stay."""
-    out, seq, prev_hash = [], head.seq, head.hash
-    for r in records:
-        seq += 1
-        at = max(r.at, head.at) if head.at else r.at
-        data_json = r.data_json or ev.canonical_json(r.data)
-        digest = ev.chain_hash(seq, r.id, r.type, at, r.stream, r.version, r.actor, r.data, prev_hash, data_json)
-        out.append(ev.Recorded(seq, r.id, r.type, at, r.stream, r.version, r.actor, r.data, prev_hash, digest,
-                               data_json))
-        prev_hash = digest
-    return out
-
-
 def head_after(head: Head, records: list[ev.Recorded]) -> Head:
     return Head(records[-1].seq, records[-1].at, records[-1].hash) if records else head
 
@@ -226,7 +211,7 @@ class Appending:
     about. ``commit`` writes every decision of a batch in one transaction (group commit)."""
 
     def __init__(self, log: "EventLog", conn, trans, head: Head, gap: list[ev.Recorded],
-                 earlier: dict[str, "AppendResult | Invalid"]):
+                 earlier: dict[tuple[str, str | None], "AppendResult | Invalid"]):
         self.log, self.conn, self.trans = log, conn, trans
         self.head, self.gap, self.earlier = head, gap, earlier
 
@@ -303,11 +288,11 @@ class EventLog:
         conn.info["writer"] = True
         return conn
 
-    def begin(self, after: int | None = None, keys: Mapping[str, str | None] | None = None) -> "Appending":
+    def begin(self, after: int | None = None, keys: Iterable[tuple[str, str | None]] = ()) -> "Appending":
         """Open the one append transaction and take the write lock: the caller then numbers events from
         ``head`` knowing nobody else can append until it commits or aborts. ``after`` asks for every
-        event after that seq (what the caller has not applied yet); ``keys`` for earlier results of
-        these idempotency keys. A connection the pool held across a database restart is retried once:
+        event after that seq (what the caller has not applied yet); ``keys`` for the earlier result of
+        each (idempotency key, request hash): that result, or Invalid if the key went with another request. A connection the pool held across a database restart is retried once:
         nothing has been written at this point."""
         for attempt in (1, 2):
             conn = None
@@ -319,14 +304,14 @@ class EventLog:
                 row = conn.execute(HEAD).first()
                 head = Head(row.seq, format_at(row.at), row.hash) if row else Head(0, None, ev.GENESIS_HASH)
                 gap = self._read(conn, after) if after is not None and after < head.seq else []
-                earlier: dict[str, AppendResult | Invalid] = {}
-                for key, body_hash in (keys or {}).items():
+                earlier: dict[tuple[str, str | None], AppendResult | Invalid] = {}
+                for key, body_hash in set(keys):
                     try:
                         found = self._earlier(conn, key, body_hash)
                     except Invalid as err:
                         found = err
                     if found is not None:
-                        earlier[key] = found
+                        earlier[key, body_hash] = found
                 return Appending(self, conn, trans, head, gap, earlier)
             except sa.exc.OperationalError as err:
                 if conn is not None:
@@ -344,9 +329,9 @@ class EventLog:
         """One decision in its own transaction (the node batches through ``begin`` instead)."""
         if not decision.events:
             return AppendResult(())
-        appending = self.begin(keys={key: body_hash} if key is not None else None)
+        appending = self.begin(keys=[(key, body_hash)] if key is not None else ())
         try:
-            earlier = appending.earlier.get(key) if key is not None else None
+            earlier = appending.earlier.get((key, body_hash)) if key is not None else None
             if isinstance(earlier, Invalid):
                 raise earlier
             if earlier is not None:

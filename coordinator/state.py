@@ -240,45 +240,6 @@ def apply(state: State, rec: Recorded) -> bool:
     return True
 
 
-def adopt(state: State, source: State, touched: Iterable[str]) -> None:
-    """Make ``state`` equal to ``source`` where they may differ: the incidents, units and assignments named in
-    ``touched`` (``incident/ID``, ``unit/ID``, ``assignment/ID``: stream names and the ids events carry) with
-    their stream versions, the incidents and assignments one holds and the other does not (expired on one
-    side only), the expiries and the place in the log. For the node's working projection, which differs from
-    the committed one only by the events of a batch and of other writers since: O(what they touched), not
-    O(the picture)."""
-    touched = set(touched)
-    touched |= {f"incident/{i}" for i in state.incidents.keys() ^ source.incidents.keys()}
-    touched |= {f"assignment/{a}" for a in state.assignments.keys() ^ source.assignments.keys()}
-    tables = {"incident": (state.incidents, source.incidents), "unit": (state.units, source.units),
-              "assignment": (state.assignments, source.assignments)}
-    for key in touched:
-        kind, _, ident = key.partition("/")
-        if kind in tables:
-            mine, theirs = tables[kind]
-            if kind == "incident" and ident in mine:
-                _leave(state, mine[ident])
-            if ident in theirs:
-                mine[ident] = _copied(theirs[ident])
-                if kind == "incident" and mine[ident].status == "open":
-                    _enter(state, mine[ident])
-            else:
-                mine.pop(ident, None)
-        if key in source.versions:
-            state.versions[key] = source.versions[key]
-        else:
-            state.versions.pop(key, None)
-    state.expiries = deque(source.expiries)
-    state.seq, state.at, state.last_hash = source.seq, source.at, source.last_hash
-
-
-def _copied(value):
-    """An entity ``apply`` may change without changing the original (it appends to two lists in place)."""
-    if isinstance(value, Incident):
-        return Incident(**{**vars(value), "notes": list(value.notes), "assignment_ids": list(value.assignment_ids)})
-    return type(value)(**vars(value))
-
-
 def fold(records: Iterable[Recorded], state: State | None = None) -> State:
     state = state if state is not None else State()
     for rec in records:

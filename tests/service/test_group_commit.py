@@ -51,6 +51,7 @@ def run(backend, tmp_path, scenario, policy: Policy | None = None):
         node, outcome = asyncio.run(main())
         assert node.state == st.fold(log.iter_all()), "the live projection differs from the log folded again"
         assert st.to_doc(node._working) == st.to_doc(node.state), "the working projection did not come back"
+        assert node._working.open_cells == node.state.open_cells
         return node, outcome, log
     finally:
         log.engine.dispose()
@@ -170,8 +171,8 @@ def test_a_batch_that_does_not_commit_leaves_no_trace_in_the_picture(backend, co
 
 
 class HeldBegin:
-    """Node B's next append waits, after B decided its batch, until node A has written: the moment two
-    nodes decide at once. (The waiting happens in B's worker thread, before B takes the log's lock.)"""
+    """Node B's next batch waits at the log's door until node A has written: the moment two nodes take
+    commands at once. (It waits in B's worker thread, before B takes the log's lock and decides.)"""
 
     def __init__(self, log: EventLog):
         self.begin, self.go, self.waiting = log.begin, threading.Event(), threading.Event()
@@ -206,6 +207,7 @@ def two_nodes(backend, tmp_path, scenario, policy: Policy | None = None):
         assert a.state == b.state == st.fold(log.iter_all()), "a node's projection differs from the log"
         for node in (a, b):
             assert st.to_doc(node._working) == st.to_doc(node.state), "a working projection went astray"
+            assert node._working.open_cells == node.state.open_cells
             fresh = Fleet()
             fresh.reset(node.state, {})
             assert {u: node.fleet.index.tags(u) for u in node.state.units} == \
@@ -216,41 +218,43 @@ def two_nodes(backend, tmp_path, scenario, policy: Policy | None = None):
         log.engine.dispose()
 
 
-async def while_held(a: Node, b: Node, on_a, on_b):
-    """B decides ``on_b`` first, A then writes ``on_a``, and only then B takes the log's lock."""
+async def while_held(a: Node, b: Node, on_a, on_b, key_b=None):
+    """B takes ``on_b`` first, A then writes ``on_a``, and only then B reaches the log."""
     held = HeldBegin(b.log)
     b.log.begin = held
-    pending = asyncio.gather(*(b.handle(cmd, ADMIN) for cmd in on_b), return_exceptions=True)
+    pending = asyncio.gather(*(b.handle(cmd, ADMIN, *(key_b or ())) for cmd in on_b), return_exceptions=True)
     await asyncio.get_running_loop().run_in_executor(None, held.waiting.wait, 10)
-    done_a = await asyncio.gather(*(a.handle(cmd, ADMIN) for cmd in on_a), return_exceptions=True)
+    done_a = await asyncio.gather(*(a.handle(cmd, ADMIN, *(key_b or ())) for cmd in on_a), return_exceptions=True)
     held.go.set()
     return done_a, await pending
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_two_nodes_deciding_at_once_about_different_things_both_write_what_they_decided(backend, tmp_path):
-    """Reports far apart: B's batch is chained after A's without deciding it again."""
+def test_a_node_decides_with_what_another_node_wrote_a_moment_before_in_view(backend, tmp_path):
+    """Neither node has heard from the other (no bus between them): B still finds the incident A reported
+    (a note on it is taken, not a 404) and sees A's fire at the same spot (a possible duplicate)."""
     async def scenario(a: Node, b: Node):
-        done_a, done_b = await while_held(a, b, [report(n) for n in range(3)], [report(n) for n in range(10, 13)])
-        return done_a, done_b, b.rechained, b.redecided
+        fire_a = report(1, "structure_fire", IN_WEST)
+        done_a, done_b = await while_held(a, b, [fire_a, report(2)],
+                                          [c.AddNote("i-2", "n1", "caller says second floor"),
+                                           report(3, "structure_fire", IN_WEST)])
+        return done_a, done_b
 
-    _, b, (done_a, done_b, rechained, redecided) = two_nodes(backend, tmp_path, scenario)
+    _, b, (done_a, done_b) = two_nodes(backend, tmp_path, scenario)
     assert all(isinstance(r, AppendResult) and r.records for r in [*done_a, *done_b]), [*done_a, *done_b]
-    assert (rechained, redecided) == (1, 0)
     assert min(r.records[0].seq for r in done_b) > max(r.records[-1].seq for r in done_a)  # B's after A's
-    assert sorted(b.state.incidents) == sorted(f"i-{n}" for n in (0, 1, 2, 10, 11, 12))
+    assert done_b[1].records[0].data["possible_duplicate_of"] == ["i-1"]
+    assert [n["text"] for n in b.state.incidents["i-2"].notes] == ["caller says second floor"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_two_nodes_deciding_at_once_about_one_unit_decide_again_and_never_send_it_twice(backend, tmp_path):
-    """Both auto-dispatch a cardiac arrest: B decided on M1 and M2 as A took them, so B decides again with
-    A's events in view and sends no medic twice; both reports are accepted (no 409 for the caller)."""
+def test_two_nodes_taking_reports_at_once_never_send_one_unit_twice(backend, tmp_path):
+    """Both auto-dispatch a cardiac arrest: A takes the medics; B, deciding with A's events in view, sends
+    no medic twice and still accepts its report (no 409 for the caller)."""
     async def scenario(a: Node, b: Node):
-        done_a, done_b = await while_held(a, b, [report(1)], [report(2)])
-        return done_a, done_b, b.redecided
+        return await while_held(a, b, [report(1)], [report(2)])
 
-    _, _, (done_a, done_b, redecided) = two_nodes(backend, tmp_path, scenario, Policy(auto_dispatch={"cardiac_arrest": 1}))
-    assert redecided == 1
+    _, _, (done_a, done_b) = two_nodes(backend, tmp_path, scenario, Policy(auto_dispatch={"cardiac_arrest": 1}))
     [first], [second] = done_a, done_b
     assert isinstance(second, AppendResult), second
     taken = assigned_units(first) + assigned_units(second)
@@ -261,14 +265,23 @@ def test_two_nodes_deciding_at_once_about_one_unit_decide_again_and_never_send_i
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_retry_on_one_node_of_a_report_the_other_node_wrote_meanwhile_gets_the_first_answer(backend, tmp_path):
     async def scenario(a: Node, b: Node):
-        held = HeldBegin(b.log)
-        b.log.begin = held
-        retry = asyncio.ensure_future(b.handle(report(5), Principal("admin", "test"), key="k", body_hash="h"))
-        await asyncio.get_running_loop().run_in_executor(None, held.waiting.wait, 10)
-        first = await a.handle(report(5), Principal("admin", "test"), key="k", body_hash="h")
-        held.go.set()
-        return first, await retry
+        done_a, done_b = await while_held(a, b, [report(5)], [report(5)], key_b=("k", "h"))
+        return done_a[0], done_b[0]
 
     a, _, (first, retry) = two_nodes(backend, tmp_path, scenario)
     assert retry.replayed and retry.records == first.records
     assert list(a.state.incidents) == ["i-5"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_key_with_two_bodies_in_one_batch_replays_only_the_same_request(backend, tmp_path):
+    async def scenario(node: Node):
+        first = await node.handle(report(1), ADMIN, key="k", body_hash="h1")
+        other, retry = await asyncio.gather(node.handle(report(2), ADMIN, key="k", body_hash="h2"),
+                                            node.handle(report(1), ADMIN, key="k", body_hash="h1"),
+                                            return_exceptions=True)
+        return first, other, retry
+
+    _, (first, other, retry), _ = run(backend, tmp_path, scenario)
+    assert isinstance(other, Invalid) and "Idempotency-Key" in other.message
+    assert isinstance(retry, AppendResult) and retry.replayed and retry.records == first.records

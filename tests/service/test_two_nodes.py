@@ -1,6 +1,7 @@
 """Two nodes on one log (SQLite file or PostgreSQL): writes interleave and every 2xx is applied once."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
@@ -110,3 +111,50 @@ def test_a_burst_from_another_node_reaches_this_nodes_listeners_in_chunks_with_t
     sizes = [later - earlier for earlier, later in zip([0, *chunks], [*chunks, len(delivered)])]
     assert delivered == list(range(1, 310)) and max(sizes) <= 100 and len(chunks) >= 3
     log.engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_node_hearing_only_positions_still_reads_the_log_every_poll_interval(backend, tmp_path):
+    """A writer that sends no hint (a lost one): B hears a stream of A's positions on the bus all along,
+    and must still read the log within its poll interval, not wait for a quiet moment that never comes."""
+    log = fresh_log(backend, tmp_path, Clock())
+
+    async def scenario():
+        bus = MemoryBus()
+        a = Node(EventLog(log.engine, log.clock), Tracks(log.engine), bus, catalog(), poll_interval_s=60)
+        b = Node(EventLog(log.engine, log.clock), Tracks(log.engine), bus, catalog(), poll_interval_s=0.3)
+        await a.start()
+        await b.start()
+        moving = True
+
+        async def drive():  # E1 reports a position every 20 ms
+            n = 0
+            while moving:
+                n += 1
+                log.clock.advance(seconds=1)
+                await a.move("E1", Fix(LatLon(IN_WEST.lat + n * 1e-4, IN_WEST.lon), log.clock()), ADMIN)
+                await asyncio.sleep(0.02)
+
+        try:
+            await a.handle(c.CommissionUnits(catalog().city.units), ADMIN)
+            driver = asyncio.create_task(drive())
+            await asyncio.sleep(0.7)  # positions flowing to B for more than two of its poll intervals
+            decision = decide(a.state, c.ReportIncident("quiet", "structure_fire", 2, IN_WEST, "2026-11-26T20:00:00Z"),
+                              a.catalog)
+            EventLog(log.engine, log.clock).append(decision, "test")  # a writer that tells nobody
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            while "quiet" not in b.state.incidents and loop.time() - started < 3:
+                await asyncio.sleep(0.01)
+            waited = loop.time() - started
+            moving = False
+            await driver
+            return waited, b.tracks.latest.get("E1"), a.tracks.latest.get("E1")
+        finally:
+            await a.stop()
+            await b.stop()
+
+    waited, heard, sent = asyncio.run(scenario())
+    log.engine.dispose()
+    assert heard is not None and heard.at > sent.at - timedelta(seconds=5), "B did not hear A's positions"
+    assert waited < 0.9, f"node B read the log {waited:.2f} s after a write it heard no hint of (poll: 0.3 s)"
