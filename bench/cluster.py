@@ -233,7 +233,6 @@ async def worker_main(args, loop_kind: str) -> None:
     def mark(name: str) -> None:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         marks[name] = {"t": time.perf_counter(), "cpu": ru.ru_utime + ru.ru_stime, "batches": node.batches,
-                       "rechained": getattr(node, "rechained", 0), "redecided": getattr(node, "redecided", 0),
                        "batched": node.batched, "machine": machine_busy(), "postgres_cpu": postgres_cpu(),
                        "spent": {k: list(v) for k, v in spent.items()}}
 
@@ -256,8 +255,6 @@ async def worker_main(args, loop_kind: str) -> None:
         "window_s": window, "commands": counts["commands"], "events": counts["events"],
         "commands_per_s": counts["commands"] / window, "events_per_s": counts["events"] / window,
         "batches": batches, "batched": batched, "mean_batch": batched / batches if batches else float("nan"),
-        # batches written after another node's events as decided, and those decided again (they touched the same)
-        "rechained": e["rechained"] - s["rechained"], "redecided": e["redecided"] - s["redecided"],
         "p50_ms": T.percentile(ms, 50), "p90_ms": T.percentile(ms, 90), "p99_ms": T.percentile(ms, 99),
         "max_ms": ms[-1] if ms else float("nan"), "mean_ms": statistics.fmean(ms) if ms else float("nan"),
         "cpu_s": e["cpu"] - s["cpu"], "node_cores": (e["cpu"] - s["cpu"]) / window,
