@@ -3,6 +3,7 @@ before it, and written in one transaction; a batch that does not commit leaves n
 
 import asyncio
 import threading
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -285,3 +286,32 @@ def test_one_key_with_two_bodies_in_one_batch_replays_only_the_same_request(back
     _, (first, other, retry), _ = run(backend, tmp_path, scenario)
     assert isinstance(other, Invalid) and "Idempotency-Key" in other.message
     assert isinstance(retry, AppendResult) and retry.replayed and retry.records == first.records
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_time_never_runs_backwards_along_the_log_when_a_nodes_clock_is_behind(backend, tmp_path):
+    """B's clock is an hour behind A's: B's events are stamped no earlier than A's last, so ``at`` never
+    decreases along seq and a window by time still ends at the right seq."""
+    log = fresh_log(backend, tmp_path, Clock())
+    behind = Clock(log.clock.now - timedelta(hours=1))
+
+    async def main():
+        a = Node(EventLog(log.engine, log.clock), Tracks(log.engine), MemoryBus(), catalog(), poll_interval_s=60)
+        b = Node(EventLog(log.engine, behind), Tracks(log.engine), MemoryBus(), catalog(), poll_interval_s=60)
+        await a.start()
+        await b.start()
+        try:
+            await a.handle(c.CommissionUnits(catalog().city.units), ADMIN)
+            for n in range(3):
+                await a.handle(report(n), ADMIN)
+                await b.handle(report(10 + n), ADMIN)
+        finally:
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(main())
+    ats = [r.at for r in log.iter_all()]
+    assert ats == sorted(ats), "time ran backwards along the log"
+    assert log.seq_at(datetime.fromisoformat(ats[-1].replace("Z", "+00:00"))) == len(ats)
+    assert log.verify().ok
+    log.engine.dispose()
