@@ -25,16 +25,16 @@ from . import api, sockets
 from .auth import Principal
 from .bus import make_bus
 from .commands import CommissionUnits
-from .errors import STATUS, CommandpostError, Conflict
 from .dispatch import Fleet
+from .errors import STATUS, CommandpostError, Conflict
 from .handlers import Catalog, Policy
 from .log import EventLog, make_engine, migrate
 from .metrics import Metrics
 from .node import Node
 from .realtime import Hub
-from .watchdog import watch_acks
 from .settings import Settings, resolve_secret
 from .tracks import Tracks
+from .watchdog import watch_acks
 
 log = logging.getLogger("commandpost")
 SYSTEM = Principal(role="admin", subject="system")

@@ -31,7 +31,7 @@ from .commands import Command
 from .dispatch import Fleet
 from .errors import CommandpostError, Invalid, NotFound, Unavailable
 from .events import Recorded
-from .log import AppendResult, Appending, Entry, EventLog, head_after, number
+from .log import Appending, AppendResult, Entry, EventLog, head_after, number
 from .log import Head as LogHead
 from .tracks import Fix, Tracks
 
