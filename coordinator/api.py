@@ -348,26 +348,27 @@ def report_area(p: auth.Principal, state: st.State, lat: float, lon: float, radi
     return reports.Area(point, radius_m, start, end, limit, scope)
 
 
-def _report_header(area: reports.Area) -> dict[str, Any]:
+async def answer_report(node: Node, area: reports.Area, report: Callable, key: str) -> dict[str, Any]:
+    """Run a report's SQL in a worker thread and answer with the question it answered."""
+    found = await to_thread.run_sync(partial(report, node.log.engine, area.point, area.radius_m, area.frm, area.to,
+                                             area.limit, area.scope))
     return {"center": area.point.to_json(), "radius_m": area.radius_m, "from": format_at(area.frm),
-            "to": format_at(area.to)}
+            "to": format_at(area.to), "count": len(found), key: [item.to_json() for item in found]}
 
 
 @router.get("/reports/incidents-near", summary="Incidents reported in a time window within a radius, nearest first")
 async def incidents_near(node: NodeDep, p: PrincipalDep, lat: Coordinate, lon: Coordinate, radius_m: RadiusM,
                          frm: From, to: To, limit: Limit = 100):
     area = report_area(p, node.state, lat, lon, radius_m, frm, to, limit)
-    found = await to_thread.run_sync(partial(reports.incidents_near, node.log.engine, area.point, area.radius_m,
-                                             area.frm, area.to, area.limit, area.scope))
-    return {**_report_header(area), "incidents": [i.to_json() for i in found], "count": len(found)}
+    return await answer_report(node, area, reports.incidents_near, "incidents")
 
 
 @router.get("/reports/units-near", summary="Units whose track came within a radius in a time window, closest approach first")
 async def units_near(node: NodeDep, p: PrincipalDep, lat: Coordinate, lon: Coordinate, radius_m: RadiusM,
                      frm: From, to: To, limit: Limit = 100):
     area = report_area(p, node.state, lat, lon, radius_m, frm, to, limit)
-    found = await to_thread.run_sync(partial(reports.units_near, node.log.engine, area.point, area.radius_m,
-                                             area.frm, area.to, area.limit, area.scope))
+    answer = await answer_report(node, area, reports.units_near, "units")
     units = node.state.units
-    return {**_report_header(area), "count": len(found), "units": [
-        {**u.to_json(), "agency_id": units[u.unit_id].agency_id if u.unit_id in units else None} for u in found]}
+    for unit in answer["units"]:
+        unit["agency_id"] = units[unit["unit_id"]].agency_id if unit["unit_id"] in units else None
+    return answer

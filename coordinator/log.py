@@ -292,8 +292,9 @@ class EventLog:
         """Open the one append transaction and take the write lock: the caller then numbers events from
         ``head`` knowing nobody else can append until it commits or aborts. ``after`` asks for every
         event after that seq (what the caller has not applied yet); ``keys`` for the earlier result of
-        each (idempotency key, request hash): that result, or Invalid if the key went with another request. A connection the pool held across a database restart is retried once:
-        nothing has been written at this point."""
+        each (idempotency key, request hash): that result, or Invalid if the key went with another
+        request. A connection the pool held across a database restart is retried once: nothing has
+        been written at this point."""
         for attempt in (1, 2):
             conn = None
             try:
@@ -358,10 +359,6 @@ class EventLog:
         if row.request_hash != body_hash:
             raise Invalid("This Idempotency-Key was already used for a different request")
         return AppendResult(tuple(self._read(conn, row.first_seq - 1, row.last_seq)), replayed=True)
-
-    def lookup(self, key: str, body_hash: str | None) -> AppendResult | None:
-        """The first result recorded under an idempotency key, or None if the key is new."""
-        return self._reading(lambda conn: self._earlier(conn, key, body_hash))
 
     def _conflict(self, expect) -> Conflict:
         """Say which stream moved, read after the failed transaction rolled back."""

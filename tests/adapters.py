@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from coordinator.log import EventLog, make_engine, migrate
 
-from .conftest import postgres_url
+from .conftest import service_url
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -13,10 +13,7 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 def fresh_engine(backend: str, tmp_path):
     if backend == "sqlite":
         return make_engine(f"sqlite:///{tmp_path / 'log.db'}")
-    url = postgres_url()
-    if url is None:
-        pytest.skip("PostgreSQL contract: set CP_TEST_DATABASE_URL (the CI script does)")
-    engine = make_engine(url)
+    engine = make_engine(service_url("CP_TEST_DATABASE_URL", "PostgreSQL contract"))
     empty(engine)
     return engine
 

@@ -1,4 +1,5 @@
 import os
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -42,3 +43,12 @@ def dispatcher(token):
 
 def postgres_url() -> str | None:
     return os.environ.get("CP_TEST_DATABASE_URL") or None
+
+
+def service_url(variable: str, what: str) -> str:
+    """A real server's URL from the environment (.ci/run sets them all), or a skip saying what to set:
+    the one place tests of PostgreSQL and Redis behaviour skip, never in CI, where every one runs."""
+    url = os.environ.get(variable) or None
+    if url is None:
+        pytest.skip(f"{what}: set {variable} (the CI script does)")
+    return url

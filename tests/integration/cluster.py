@@ -25,13 +25,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 import sqlalchemy as sa
 from websockets.asyncio.client import ClientConnection, connect
 
 from coordinator.auth import issue
 
 from ..adapters import empty
+from ..conftest import service_url
 
 COMMANDPOST = Path(sys.executable).parent / "commandpost"
 SECRET = "cp-faults-" + "s3cret-for-loopback-tests"
@@ -42,11 +42,8 @@ LOG_TAIL = 60        # lines of each process's output printed at teardown
 
 def need_services() -> tuple[str, str, str]:
     """The database URL, the Redis URL and a key prefix for this test run; a skip with the reason if unset."""
-    db_url = os.environ.get("CP_TEST_DATABASE_URL") or None
-    redis_url = os.environ.get("CP_TEST_REDIS_URL") or None
-    if db_url is None or redis_url is None:
-        pytest.skip("fault tests run real nodes on PostgreSQL and Redis: set CP_TEST_DATABASE_URL and "
-                    "CP_TEST_REDIS_URL (the CI script does)")
+    db_url = service_url("CP_TEST_DATABASE_URL", "fault tests run real nodes on PostgreSQL")
+    redis_url = service_url("CP_TEST_REDIS_URL", "fault tests run real nodes on Redis")
     return db_url, redis_url, os.environ.get("CP_TEST_REDIS_PREFIX") or "cp-faults"
 
 

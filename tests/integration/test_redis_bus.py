@@ -19,15 +19,13 @@ from geo import LatLon
 
 from ..adapters import BACKENDS, fresh_log
 from ..builders import IN_WEST, Clock, catalog
+from ..conftest import service_url
 
 ADMIN = Principal("admin", "test")
 
 
 def redis_url() -> str:
-    url = os.environ.get("CP_TEST_REDIS_URL")
-    if not url:
-        pytest.skip("Redis contract: set CP_TEST_REDIS_URL (the CI script does)")
-    return url
+    return service_url("CP_TEST_REDIS_URL", "Redis contract")
 
 
 @pytest.fixture

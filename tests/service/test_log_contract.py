@@ -57,10 +57,14 @@ def test_time_never_runs_backwards_even_if_a_clock_does(log):
 
 def test_the_same_idempotency_key_returns_the_first_result(log):
     first = log.append(Decision((note(),), {"incident/i1": 0}), "a", key="k1", body_hash="h1")
-    assert log.lookup("k1", "h1") == type(first)(first.records, replayed=True)
-    assert log.lookup("k2", "h1") is None
-    with pytest.raises(Invalid, match="already used for a different request"):
-        log.lookup("k1", "h2")
+    appending = log.begin(keys=[("k1", "h1"), ("k2", "h1"), ("k1", "h2")])
+    appending.abort()
+    assert appending.earlier[("k1", "h1")] == type(first)(first.records, replayed=True)
+    assert ("k2", "h1") not in appending.earlier
+    assert isinstance(appending.earlier[("k1", "h2")], Invalid)
+    assert "already used for a different request" in appending.earlier[("k1", "h2")].message
+    again = log.append(Decision((note(text="retry"),), {"incident/i1": 0}), "a", key="k1", body_hash="h1")
+    assert again.replayed and again.records == first.records
 
 
 def test_verify_names_the_first_altered_event(log):

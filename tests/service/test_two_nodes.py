@@ -10,9 +10,9 @@ from coordinator import state as st
 from coordinator.auth import Principal
 from coordinator.bus import MemoryBus
 from coordinator.errors import Conflict
+from coordinator.handlers import decide
 from coordinator.log import EventLog
 from coordinator.node import Node
-from coordinator.handlers import decide
 from coordinator.tracks import Fix, Tracks
 from geo import LatLon
 

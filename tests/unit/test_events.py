@@ -1,8 +1,7 @@
 """The recorded envelope, the canonical encoding and the hash chain."""
 
-import math
-
 import hashlib
+import math
 
 import pytest
 from hypothesis import given as for_all
