@@ -2,14 +2,16 @@
 
 import uuid
 from collections import ChainMap
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Annotated, Any, Callable
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Header, Query, Request
 
+from agencies.lifecycle import ALLOWED, UnitStatus
 from geo import LatLon
+from geo.geojson import district_outlines
 
 from . import auth, reports, schemas
 from . import commands as c
@@ -19,6 +21,7 @@ from .events import Recorded
 from .handlers import assignment_of, current_recommendation, incident_of, unit_of
 from .log import format_at, request_hash
 from .node import Node
+from .response_times import response_times
 from .tracks import Fix
 
 router = APIRouter(prefix="/v1")
@@ -310,11 +313,50 @@ async def agencies(node: NodeDep, p: PrincipalDep):
         for a in city.agencies]}
 
 
+@router.get("/districts", summary="Every agency's districts as GeoJSON, for a map")
+async def districts(request: Request, node: NodeDep, p: PrincipalDep,
+                    simplify_m: Annotated[int, Query(ge=0, le=500, description="outline tolerance, whole metres")] = 0):
+    """A FeatureCollection with ``agency_id``, ``district_id``, ``name`` and the agency's ``kind``. Districts
+    are public reference data (a beat map is printed on every precinct's wall): every token may read them.
+    A real city's outlines take 30 to 170 ms to build: they are built in a worker thread, so no socket
+    waits, and kept per tolerance (at most 501 of them), since a node's city never changes while it runs."""
+    kept: dict[int, dict] = request.app.state.outlines
+    if simplify_m not in kept:
+        kept[simplify_m] = await to_thread.run_sync(outlines, node.catalog.city, simplify_m)
+    return kept[simplify_m]
+
+
+def outlines(city, simplify_m: int) -> dict:
+    kinds = {a.id: str(a.kind) for a in city.agencies}
+    doc = district_outlines(city.districts, simplify_m / 111_320)
+    for feature in doc["features"]:
+        feature["properties"]["kind"] = kinds.get(feature["properties"]["agency_id"])
+    return doc
+
+
+@router.get("/lifecycle", summary="Which unit status may follow which")
+async def lifecycle(p: PrincipalDep):
+    """``dispatched`` comes only from an assignment, so a crew's terminal never offers it."""
+    return {"statuses": [s.value for s in UnitStatus],
+            "next": {s.value: sorted(n.value for n in ALLOWED[s]) for s in UnitStatus},
+            "by_assignment_only": [UnitStatus.DISPATCHED.value]}
+
+
+@router.get("/me", summary="Who this token speaks for")
+async def me(p: PrincipalDep):
+    """The token's role, subject, agency and unit, and when it expires: a console signs in with this."""
+    return {"role": p.role, "subject": p.subject, "agency": p.agency, "unit": p.unit, "actor": p.actor,
+            "sees_everything": p.sees_everything,
+            "expires_at": format_at(datetime.fromtimestamp(p.expires, timezone.utc)) if p.expires else None}
+
+
 # -- reports (SQL over the log and the tracks; PostGIS in production) -------------------------------
 REPORT_ROLES = ("commander", "dispatcher", "admin")
 REPORT_MAX_RADIUS_M = 100_000
 REPORT_MAX_WINDOW = timedelta(days=31)
 REPORT_MAX_LIMIT = 1000
+RESPONSE_LOOKBACK = timedelta(hours=1)  # a call's reported_at may precede its IncidentReported event
+ARRIVAL_HORIZON = timedelta(hours=6)  # arrivals this long after the window still count
 Coordinate = Annotated[float, Query(description="WGS 84 degrees")]
 RadiusM = Annotated[float, Query(description=f"metres, 1 to {REPORT_MAX_RADIUS_M:,}")]
 From = Annotated[str, Query(alias="from", description="ISO 8601 time with a zone, inclusive")]
@@ -372,3 +414,36 @@ async def units_near(node: NodeDep, p: PrincipalDep, lat: Coordinate, lon: Coord
     for unit in answer["units"]:
         unit["agency_id"] = units[unit["unit_id"]].agency_id if unit["unit_id"] in units else None
     return answer
+
+
+RESPONSE_PAGE = 5000
+
+
+@router.get("/reports/response-times", summary="Call-to-arrival times per agency for incidents reported in a window")
+async def response_time_report(node: NodeDep, p: PrincipalDep, clock: ClockDep,
+                               frm: Annotated[str | None, Query(alias="from", description="ISO 8601; default 24 h before to")] = None,
+                               to: Annotated[str | None, Query(description="ISO 8601; default now")] = None):
+    """Per agency: how many incidents of the window it reached, and the median, 90th percentile and longest
+    time from the call to its first unit on scene. The window defaults to the last 24 hours. An agency
+    token sees its own agency's figures."""
+    if p.role not in REPORT_ROLES:
+        raise Forbidden(f"Reports are for commanders, dispatchers and administrators, not a {p.role} token")
+    end = parse_time(to, "to") if to else clock()
+    start = parse_time(frm, "from") if frm else end - timedelta(hours=24)
+    if start > end:
+        raise Invalid(f"from ({format_at(start)}) is after to ({format_at(end)}); give the earlier time first")
+    if end - start > REPORT_MAX_WINDOW:
+        raise Invalid(f"A report covers at most {REPORT_MAX_WINDOW.days} days; "
+                      f"the window from {format_at(start)} to {format_at(end)} is longer")
+    after, last = await node.window(start - RESPONSE_LOOKBACK, end + ARRIVAL_HORIZON)
+    records = []
+    while after < last:  # arrivals may come after the window closes: read on past it
+        page = await node.read(after, RESPONSE_PAGE, last)
+        if not page:
+            break
+        records.extend(page)
+        after = page[-1].seq
+    units = {u.id: u.agency_id for u in node.state.units.values()}
+    found = [t.to_json() for t in response_times(records, start, end, units)
+             if p.sees_everything or t.agency_id == p.agency]
+    return {"from": format_at(start), "to": format_at(end), "agencies": found}

@@ -21,7 +21,7 @@ from agencies.city import City
 from agencies.demo import generate_demo_city
 from agencies.plans import load_plans
 
-from . import api, sockets
+from . import api, sockets, web
 from .auth import Principal
 from .bus import make_bus
 from .commands import CommissionUnits
@@ -194,10 +194,13 @@ def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = N
     app = FastAPI(title="commandpost", version="0.1.0", lifespan=lifespan,
                   description="Joint police, fire and EMS command centre: API contract v1")
     app.state.secret, app.state.clock, app.state.metrics = secret, clock, Metrics()
+    app.state.outlines = {}  # the city's districts for maps, per tolerance (api.districts)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(sockets.router)
+    app.include_router(web.router)
+    app.mount("/static", web.static_files(), name="static")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz():

@@ -26,6 +26,7 @@ class Principal:
     subject: str
     agency: str | None = None
     unit: str | None = None
+    expires: int | None = None  # unix seconds, from the token
 
     @property
     def actor(self) -> str:
@@ -89,7 +90,8 @@ def verify(secret: str, token: str, now: int) -> Principal:
         raise Unauthorized("The bearer token's subject is empty or too long")
     if "exp" in claims and now >= claims["exp"]:
         raise Unauthorized("The bearer token has expired; ask for a new one")
-    return Principal(role=role, subject=subject, agency=claims.get("agency"), unit=claims.get("unit"))
+    return Principal(role=role, subject=subject, agency=claims.get("agency"), unit=claims.get("unit"),
+                     expires=claims.get("exp"))
 
 
 def _unit_agency(state: State, unit_id: str) -> str | None:

@@ -103,6 +103,20 @@ def districts_to_features(districts: Iterable[District]) -> list[dict]:
     ]
 
 
+def district_outlines(districts: Iterable[District], tolerance_deg: float = 0.0) -> dict:
+    """Districts as a FeatureCollection to draw on a map: each outline simplified within ``tolerance_deg``
+    (topology kept, so no ring collapses or crosses itself) and rounded to 6 decimals (about 0.1 m)."""
+    features = []
+    for d in districts:
+        geometry = d.geometry.simplify(tolerance_deg, preserve_topology=True) if tolerance_deg > 0 else d.geometry
+        features.append({
+            "type": "Feature",
+            "properties": {"agency_id": d.agency_id, "district_id": d.district_id, "name": d.name},
+            "geometry": _lists(mapping(shapely.set_precision(geometry, 1e-6))),
+        })
+    return {"type": "FeatureCollection", "features": features}
+
+
 def districts_from_features(features: Iterable[Mapping]) -> list[District]:
     """The inverse of :func:`districts_to_features`."""
     districts = []

@@ -192,3 +192,37 @@ class TestSanFrancisco:
         keys = {k.lower() for call in calls for k in call}
         assert len(calls) == 686 and "address" in keys
         assert not {k for k in keys if any(w in k for w in ("lat", "lon", "lng", "geom", "district", "beat"))}
+
+
+
+def check_outlines(districts, tolerance_m: float) -> None:
+    """Every simplified outline is a valid polygon, and the area it gains or loses is less than half a
+    band of the tolerance's width along the real border (measured: at most 0.23 of it, Seattle and SF,
+    5 and 20 m). Hausdorff distance is not the measure: the topology-preserving simplifier strays up to
+    1.5 times the tolerance at a few vertices, and SF's NORTHERN has a zero-area spike 107 m long that
+    snapping to the 1e-6° grid removes."""
+    from shapely.geometry import shape
+
+    from geo.geojson import district_outlines
+
+    tolerance = tolerance_m / 111_320  # degrees of latitude; the band is loose east-west
+    full = district_outlines(districts)
+    simple = district_outlines(districts, tolerance)
+    assert len(json.dumps(simple)) < len(json.dumps(full)) / 3
+    for district, feature in zip(districts, simple["features"], strict=True):
+        drawn = shape(feature["geometry"])
+        assert drawn.is_valid and not drawn.is_empty, district.district_id
+        moved = drawn.symmetric_difference(district.geometry).area
+        assert moved <= 0.5 * district.geometry.length * tolerance, district.district_id
+
+
+@pytest.mark.parametrize("tolerance_m", [5, 20])
+def test_the_consoles_simplified_seattle_beats_stay_valid_and_close(beats, tolerance_m):
+    """The console draws /v1/districts?simplify_m=5 (measured: Seattle's 51 beats are 338 KB in full,
+    54 KB at 5 m, 39 KB at 20 m)."""
+    check_outlines(list(beats), tolerance_m)
+
+
+@pytest.mark.parametrize("tolerance_m", [5, 20])
+def test_the_consoles_simplified_sf_districts_stay_valid_and_close(sfpd, tolerance_m):
+    check_outlines(sfpd, tolerance_m)

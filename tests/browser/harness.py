@@ -1,0 +1,128 @@
+"""The console under a real browser: ``commandpost serve`` (uvicorn) on a loopback port with the embedded
+log and the demo city, and Debian's Chromium driven headless by Playwright's async API. Playwright never
+downloads a browser here: it is pointed at ``/usr/bin/chromium`` (``.ci/run`` installs it).
+
+Screenshots go to ``CP_TEST_ARTIFACTS`` (default ``test-artifacts/`` at the repository's root), one per
+view and step, to be looked at.
+"""
+
+import contextlib
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from coordinator.auth import issue
+
+from ..integration.cluster import (
+    COMMANDPOST,
+    START_S,
+    Process,
+    free_port,
+    tail,
+    wait_for,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+SECRET = "cp-browser-" + "s3cret-for-loopback-tests"
+ARTIFACTS = Path(os.environ.get("CP_TEST_ARTIFACTS") or Path(__file__).parents[2] / "test-artifacts")
+# Chromium as root in a container, with nothing that phones out (the network here is closed).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"]
+VIEWPORT = {"width": 1440, "height": 900}
+# Chromium logs every 4xx answer as a console error; a refusal the page shows in words is not a fault.
+REFUSED_REQUEST = "Failed to load resource: the server responded with a status of 4"
+
+
+def need_chromium() -> Path:
+    """Debian's Chromium, or a skip saying how to install it (the CI script does)."""
+    if not CHROMIUM.exists() or shutil.which("chromium") is None:
+        pytest.skip("browser tests drive Debian's Chromium: apt-get install chromium (the CI script does)")
+    return CHROMIUM
+
+
+class ConsoleServer(Process):
+    """``commandpost serve`` on a free loopback port, on a fresh SQLite log with the demo city."""
+
+    def __init__(self, workdir: Path, **extra_env: str):
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CP_")}
+        env.update(CP_DATA_DIR=str(workdir / "data"), CP_SECRET=SECRET, CP_HOST="127.0.0.1", CP_PORT=str(self.port),
+                   **extra_env)
+        super().__init__("console", [str(COMMANDPOST), "serve"], workdir / "console.log", env)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ConsoleServer":
+        self.spawn()
+
+        def ready():
+            self.assert_alive()
+            try:
+                return httpx.get(f"{self.url}/readyz", timeout=2, trust_env=False).status_code == 200
+            except httpx.TransportError:
+                return False
+        wait_for(ready, START_S, "commandpost serve answering /readyz", every=0.1,
+                 explain=lambda: f"Its log:\n{tail(self.log_path)}")
+        return self
+
+    def token(self, role: str, subject: str | None = None, agency: str | None = None, unit: str | None = None,
+              ttl_s: int | None = 3600) -> str:
+        import time
+        return issue(SECRET, role, subject or unit or role, int(time.time()), ttl_s, agency, unit)
+
+    def api(self, token: str) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=10,
+                            trust_env=False)
+
+
+@pytest.fixture
+def server(tmp_path):
+    need_chromium()
+    console = ConsoleServer(tmp_path).start()
+    try:
+        yield console
+    finally:
+        console.stop()
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator:
+    """A headless Debian Chromium under Playwright."""
+    from playwright.async_api import async_playwright
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(need_chromium()), headless=True,
+                                                   args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def new_page(browser, locale: str = "en-US", **options):
+    """A page in its own context (its own storage: one browser, several people). ``page.errors`` collects
+    uncaught script errors and console errors, but for the browser's note of a 4xx the page handled."""
+    context = await browser.new_context(viewport=VIEWPORT, locale=locale, **options)
+    page = await context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on("console", lambda message: page.errors.append(message.text)
+            if message.type == "error" and not message.text.startswith(REFUSED_REQUEST) else None)
+    return page
+
+
+async def sign_in(page, url: str, token: str) -> None:
+    await page.goto(url)
+    await page.fill("#signin-token", token)
+    await page.click("#signin button[type=submit]")
+    await page.wait_for_selector("#app:not([hidden])")
+    await page.wait_for_selector("#link-state[data-state=live]")
+
+
+async def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=False)
+    return path
