@@ -13,7 +13,7 @@ from agencies.lifecycle import ALLOWED, UnitStatus
 from geo import LatLon
 from geo.geojson import district_outlines
 
-from . import auth, reports, schemas
+from . import auth, reports, response_times, schemas
 from . import commands as c
 from . import state as st
 from .errors import Forbidden, Invalid, Unauthorized
@@ -21,7 +21,6 @@ from .events import Recorded
 from .handlers import assignment_of, current_recommendation, incident_of, unit_of
 from .log import format_at, request_hash
 from .node import Node
-from .response_times import response_times
 from .tracks import Fix
 
 router = APIRouter(prefix="/v1")
@@ -438,12 +437,12 @@ async def response_time_report(node: NodeDep, p: PrincipalDep, clock: ClockDep,
     after, last = await node.window(start - RESPONSE_LOOKBACK, end + ARRIVAL_HORIZON)
     records = []
     while after < last:  # arrivals may come after the window closes: read on past it
-        page = await node.read(after, RESPONSE_PAGE, last)
+        page = await node.read(after, RESPONSE_PAGE, last, response_times.READS)
         if not page:
             break
         records.extend(page)
         after = page[-1].seq
     units = {u.id: u.agency_id for u in node.state.units.values()}
-    found = [t.to_json() for t in response_times(records, start, end, units)
+    found = [t.to_json() for t in response_times.response_times(records, start, end, units)
              if p.sees_everything or t.agency_id == p.agency]
     return {"from": format_at(start), "to": format_at(end), "agencies": found}

@@ -400,11 +400,14 @@ class EventLog:
         return [make(seq, eid, kind, f"{at[:10]}T{at[11:]}Z", stream, version, actor, loads(data), prev, digest)
                 for seq, eid, kind, at, stream, version, actor, data, prev, digest in result]
 
-    def _read(self, conn, after: int, until_seq: int | None = None, limit: int | None = None) -> list[ev.Recorded]:
+    def _read(self, conn, after: int, until_seq: int | None = None, limit: int | None = None,
+              types: tuple[str, ...] = ()) -> list[ev.Recorded]:
         c = events_table.c
         query = sa.select(*self._columns()).where(c.seq > after).order_by(c.seq)
         if until_seq is not None:
             query = query.where(c.seq <= until_seq)
+        if types:
+            query = query.where(c.type.in_(types))
         if limit is not None:
             query = query.limit(limit)
         return self._records(conn.execute(query))
@@ -416,8 +419,11 @@ class EventLog:
         except sa.exc.OperationalError as err:
             raise unreachable("The event log", err) from None
 
-    def read(self, after: int = 0, limit: int | None = None, until_seq: int | None = None) -> list[ev.Recorded]:
-        return self._reading(lambda conn: self._read(conn, after, until_seq=until_seq, limit=limit))
+    def read(self, after: int = 0, limit: int | None = None, until_seq: int | None = None,
+             types: tuple[str, ...] = ()) -> list[ev.Recorded]:
+        """Events after ``after`` (up to ``until_seq``), of ``types`` only if given: a report that needs the
+        few small events of a day need not fetch and decode its recommendations (kilobytes each)."""
+        return self._reading(lambda conn: self._read(conn, after, until_seq=until_seq, limit=limit, types=types))
 
     def seq_at(self, at: datetime) -> int:
         """The last seq committed at or before ``at`` (``at`` never decreases along seq), by the time index.

@@ -318,8 +318,9 @@ class Node:
         return len(changed)
 
     # -- reads (the log and tracks, in a worker thread) ---------------------------------------------
-    async def read(self, after: int, limit: int, until_seq: int | None = None) -> list[Recorded]:
-        return await to_thread.run_sync(self.log.read, after, limit, until_seq)
+    async def read(self, after: int, limit: int, until_seq: int | None = None,
+                   types: tuple[str, ...] = ()) -> list[Recorded]:
+        return await to_thread.run_sync(self.log.read, after, limit, until_seq, types)
 
     async def window(self, frm: datetime, to: datetime) -> tuple[int, int]:
         """The seqs just before ``frm`` and at ``to``: a time window as a seq range, by the time index."""

@@ -14,6 +14,8 @@ from typing import Any
 
 from .events import Recorded
 
+READS = ("UnitCommissioned", "IncidentReported", "UnitStatusChanged")  # all the fold looks at
+
 
 @dataclass(frozen=True)
 class AgencyTimes:

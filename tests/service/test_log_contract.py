@@ -40,6 +40,16 @@ def test_appends_number_events_in_order_and_chain_their_hashes(log):
     assert log.verify().ok and log.verify().checked == 3
 
 
+def test_a_read_of_some_types_skips_the_others_and_keeps_their_order(log):
+    closed = ev.IncidentClosed(incident_id="i1")
+    records = log.append(Decision((note(text="a"), closed, note("i2", "b")), {"incident/i1": 0, "incident/i2": 0}),
+                         "dispatcher:d1").records
+    assert log.read(0, types=("NoteAdded",)) == [records[0], records[2]]
+    assert log.read(0, types=("IncidentClosed", "NoteAdded"), until_seq=2) == list(records[:2])
+    assert log.read(1, limit=1, types=("NoteAdded",)) == [records[2]]
+    assert log.read(0, types=("UnitAssigned",)) == []
+
+
 def test_a_stale_expected_version_is_a_conflict_and_writes_nothing(log):
     log.append(Decision((note(),), {"incident/i1": 0}), "a")
     with pytest.raises(Conflict, match="incident/i1 has changed"):
