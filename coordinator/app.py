@@ -5,6 +5,7 @@ import contextlib
 import gc
 import json
 import logging
+import re
 import uuid
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
@@ -39,6 +40,23 @@ from .watchdog import watch_acks
 log = logging.getLogger("commandpost")
 SYSTEM = Principal(role="admin", subject="system")
 Clock = Callable[[], datetime]
+
+
+class RedactTokens(logging.Filter):
+    """Uvicorn logs every request's and socket's path with its query string, and a browser's socket
+    carries its bearer token there (``?token=``): the token must not land in the server's log."""
+
+    TOKEN = re.compile(r"(\btoken=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.TOKEN.sub(r"\1<redacted>", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = self.TOKEN.sub(r"\1<redacted>", record.msg)
+        return True
+
+
+REDACT_TOKENS = RedactTokens()
 
 
 def utc_now() -> datetime:
@@ -196,6 +214,8 @@ def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = N
     app.state.secret, app.state.clock, app.state.metrics = secret, clock, Metrics()
     app.state.outlines = {}  # the city's districts for maps, per tolerance (api.districts)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    for name in ("uvicorn.access", "uvicorn.error"):  # the same filter object is added once however many apps
+        logging.getLogger(name).addFilter(REDACT_TOKENS)
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(sockets.router)

@@ -1,9 +1,10 @@
 """The console: three pages and their static files, served by the app itself.
 
 No build step, no CDN, no tile server: plain ES modules and a vendored Leaflet, so a centre that
-loses its internet link keeps its console. Pages carry a strict Content-Security-Policy (scripts
-and styles from this origin only, sockets back to it), so a string an incident carries can never
-run as code in a dispatcher's browser.
+loses its internet link keeps its console. Pages carry a strict Content-Security-Policy (scripts,
+styles and sockets from this origin only), so a string an incident carries can never run as code
+in a dispatcher's browser. The pages live outside ``/static`` so that no copy of them is served
+without that policy.
 """
 
 from pathlib import Path
@@ -13,10 +14,11 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC = Path(__file__).parent / "static"
+PAGE_DIR = Path(__file__).parent / "pages"
 PAGES = {"/": "dispatch.html", "/unit": "unit.html", "/command": "command.html"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                                "connect-src 'self' ws: wss:; media-src 'self' data:; object-src 'none'; "
+                                "connect-src 'self'; media-src 'self' data:; object-src 'none'; "
                                 "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -28,15 +30,24 @@ router = APIRouter(include_in_schema=False)
 
 def _page(name: str):
     async def page() -> FileResponse:
-        return FileResponse(STATIC / name, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+        return FileResponse(PAGE_DIR / name, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
     page.__name__ = f"page_{name.removesuffix('.html')}"
     return page
 
 
 for path, name in PAGES.items():
-    router.add_api_route(path, _page(name), methods=["GET"])
+    router.add_api_route(path, _page(name), methods=["GET", "HEAD"])
+
+
+class StaticFilesNoSniff(StaticFiles):
+    """Static files whose type the browser must take as given: a script is never read as a page."""
+
+    def file_response(self, *args, **kwargs):
+        response = super().file_response(*args, **kwargs)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 def static_files() -> StaticFiles:
-    """Scripts, styles, translations and the vendored Leaflet under ``/static``."""
-    return StaticFiles(directory=STATIC)
+    """Scripts, styles and the vendored Leaflet under ``/static``; no pages."""
+    return StaticFilesNoSniff(directory=STATIC)

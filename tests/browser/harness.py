@@ -6,7 +6,9 @@ Screenshots go to ``CP_TEST_ARTIFACTS`` (default ``test-artifacts/`` at the repo
 view and step, to be looked at.
 """
 
+import asyncio
 import contextlib
+import json
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -126,3 +128,44 @@ async def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=False)
     return path
+
+
+class Link:
+    """A page's websocket routed through the test (``page.route_web_socket(pattern, link.route)``), as a
+    network between the browser and the server would carry it: it can go down (``cut``: open sockets
+    are closed, new ones wait until ``restore``), or hold back the server's events while still passing
+    replies (``holding``, then ``release``), as a screen that has fallen behind would be."""
+
+    def __init__(self):
+        self.up = asyncio.Event()
+        self.up.set()
+        self.holding = False
+        self.held: list[tuple] = []
+        self.open: list = []
+
+    async def route(self, page_side) -> None:
+        await self.up.wait()
+        server_side = page_side.connect_to_server()
+        server_side.on_message(lambda message: self._pass(page_side, message))
+        self.open.append(page_side)
+
+    def _pass(self, page_side, message) -> None:
+        if self.holding and json.loads(message).get("type") not in ("reply", "error"):
+            self.held.append((page_side, message))
+        else:
+            page_side.send(message)
+
+    def release(self) -> None:
+        self.holding = False
+        for page_side, message in self.held:
+            page_side.send(message)
+        self.held.clear()
+
+    async def cut(self) -> None:
+        self.up.clear()
+        for page_side in self.open:
+            await page_side.close(code=1011, reason="network down")
+        self.open.clear()
+
+    def restore(self) -> None:
+        self.up.set()

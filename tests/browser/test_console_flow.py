@@ -75,6 +75,9 @@ def test_report_assign_acknowledge_and_replay_across_three_views(server):
             for page in (dispatcher, crew, commander):
                 assert page.errors == []
     asyncio.run(bounded(scenario(), SCENARIO_S))
+    # three browsers' sockets carried their tokens in the query string: none may be in the server's log
+    log = server.log_path.read_text()
+    assert "token=<redacted>" in log and "token=cp1." not in log
 
 
 async def scrub_to(page, epoch_s: int) -> None:

@@ -13,7 +13,6 @@
 """
 
 import asyncio
-import json
 import re
 import time
 
@@ -21,6 +20,7 @@ import pytest
 
 from .harness import (
     ConsoleServer,
+    Link,
     chromium,
     need_chromium,
     new_page,
@@ -105,34 +105,6 @@ async def status_buttons(page) -> list[str]:
 
 async def text(page, selector: str) -> str:
     return (await page.text_content(selector) or "").strip()
-
-
-class Link:
-    """The unit's websocket, routed through the test: it can be held down (new connections wait) and
-    can hold back the server's events while still passing replies, as a screen that is behind would be."""
-
-    def __init__(self):
-        self.up = asyncio.Event()
-        self.up.set()
-        self.holding = False
-        self.held: list[tuple] = []
-
-    async def route(self, page_side) -> None:
-        await self.up.wait()
-        server_side = page_side.connect_to_server()
-        server_side.on_message(lambda message: self._pass(page_side, message))
-
-    def _pass(self, page_side, message) -> None:
-        if self.holding and json.loads(message).get("type") not in ("reply", "error"):
-            self.held.append((page_side, message))
-        else:
-            page_side.send(message)
-
-    def release(self) -> None:
-        self.holding = False
-        for page_side, message in self.held:
-            page_side.send(message)
-        self.held.clear()
 
 
 def test_a_new_assignment_alerts_the_crew_who_acknowledge_and_report_their_way_there(server):  # noqa: F811

@@ -35,6 +35,24 @@ class TestPages:
         assert client.get("/static/js/nothing-here.js").status_code == 404
         assert client.get("/static/../coordinator/app.py").status_code == 404
 
+    @pytest.mark.parametrize("path", ["/static/dispatch.html", "/static/unit.html", "/static/command.html",
+                                      "/static/../pages/dispatch.html"])
+    def test_no_copy_of_a_page_is_served_without_its_policy(self, client, path):
+        assert client.get(path).status_code == 404
+
+    def test_static_files_are_never_sniffed_into_another_type(self, client):
+        script = client.get("/static/js/api.js")
+        assert script.headers["x-content-type-options"] == "nosniff"
+        assert script.headers["content-type"].startswith("text/javascript")
+
+    def test_sockets_may_connect_to_this_origin_only(self, client):
+        policy = client.get("/").headers["content-security-policy"]
+        assert "connect-src 'self';" in policy and "ws:" not in policy
+
+    @pytest.mark.parametrize("path", PAGES)
+    def test_a_head_request_for_a_page_is_answered(self, client, path):
+        assert client.head(path).status_code == 200
+
 
 class TestMe:
     def test_a_token_learns_who_it_speaks_for(self, client, token):

@@ -137,9 +137,9 @@ def test_the_image_ships_every_package_and_runs_unprivileged():
 
 def test_an_installed_package_carries_every_file_of_the_console():
     """The image installs the package (not a checkout): every page, script, style and vendored file under
-    coordinator/static must match a package-data pattern, or the console would 404 in production only."""
+    coordinator/static and coordinator/pages must match a package-data pattern, or the console would 404 in production only."""
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["coordinator"]
     package = ROOT / "coordinator"
     shipped = {path for pattern in patterns for path in package.glob(pattern) if path.is_file()}
-    on_disk = {path for path in (package / "static").rglob("*") if path.is_file()}
+    on_disk = {path for folder in ("static", "pages") for path in (package / folder).rglob("*") if path.is_file()}
     assert on_disk and on_disk <= shipped, sorted(str(p.relative_to(package)) for p in on_disk - shipped)

@@ -7,10 +7,12 @@ import { t } from "./i18n.js";
 import { $, capabilityLabel, clockTime, duration, el, elapsed, kindLabel, statusLabel, toast, typeLabel, unitTypeLabel } from "./ui.js";
 
 const RECOMMENDATION_EVERY_MS = 1500;  // units move and change status all the time: ask again at most this often
+const CANCEL_REASON = "cancelled by dispatch";  // the log's words, whatever language the screen is in
 
 export class IncidentPanel {
-  constructor({ api, picture, onChanged, select }) {
+  constructor({ api, me, picture, onChanged, select }) {
     this.api = api;
+    this.me = me;
     this.picture = picture;
     this.onChanged = onChanged;
     this.select = select;
@@ -21,6 +23,7 @@ export class IncidentPanel {
     this.lastAsked = 0;
     this.timer = null;
     this.keys = new Map();       // one Idempotency-Key per attempt, kept until it succeeds
+    this.busy = false;           // an action is in flight: a second press waits for its answer
   }
 
   get incident() {
@@ -64,7 +67,13 @@ export class IncidentPanel {
 
   picks() {
     if (!this.recommendation) return [];
-    return this.recommendation.lines.flatMap((line) => line.units).filter((u) => !this.unticked.has(u.unit_id));
+    return this.recommendation.lines.flatMap((line) => line.units)
+      .filter((u) => this.mayAssign(u) && !this.unticked.has(u.unit_id));
+  }
+
+  // An agency's dispatcher sends its own units; another agency's are shown, to be asked for, not sent.
+  mayAssign(pick) {
+    return this.me.sees_everything || this.me.role === "admin" || pick.agency_id === this.me.agency;
   }
 
   key(action) {
@@ -72,7 +81,12 @@ export class IncidentPanel {
     return this.keys.get(action);
   }
 
+  // One action at a time, until its answer and the picture after it are in: a double press (or A held
+  // down) must not send the same units twice, nor report a second cancel as a failure.
   async act(action, run, success) {
+    if (this.busy) return;
+    this.busy = true;
+    this.render();
     try {
       await run(this.key(action));
       this.keys.delete(action);
@@ -80,9 +94,15 @@ export class IncidentPanel {
     } catch (error) {
       if (error.status && error.status !== 503) this.keys.delete(action);  // refused for good: a new attempt is new
       toast(error.message, "error");
+    } finally {
+      try {
+        await this.onChanged(this.id);
+        await this.askRecommendation();
+      } finally {
+        this.busy = false;
+        this.render();
+      }
     }
-    await this.onChanged(this.id);
-    await this.askRecommendation();
   }
 
   async assignRecommended() {
@@ -97,7 +117,7 @@ export class IncidentPanel {
 
   async cancel(assignment) {
     await this.act(`cancel:${assignment.id}`,
-      () => this.api.post(`/v1/assignments/${encodeURIComponent(assignment.id)}/cancel`, { reason: t("incident.cancel_reason") }),
+      () => this.api.post(`/v1/assignments/${encodeURIComponent(assignment.id)}/cancel`, { reason: CANCEL_REASON }),
       t("incident.cancelled", { unit: assignment.unit_id }));
   }
 
@@ -151,7 +171,9 @@ export class IncidentPanel {
       el("div", { class: "incident-facts" },
         el("span", { class: `badge state-${incident.status}` }, statusLabel(incident.status)),
         el("span", {}, t("incident.received", { at: clockTime(incident.reported_at) }), " · ",
-          el("time", { dataset: { since: incident.reported_at } }, elapsed(incident.reported_at))),
+          incident.closed_at  // a closed incident's clock has stopped
+            ? el("time", {}, elapsed(incident.reported_at, Date.parse(incident.closed_at)))
+            : el("time", { dataset: { since: incident.reported_at } }, elapsed(incident.reported_at))),
         el("span", { class: "muted" }, `#${incident.id.slice(0, 8)}`)),
       incident.description ? el("p", { class: "incident-description" }, incident.description) : null,
       el("div", { class: "incident-districts muted" },
@@ -174,7 +196,7 @@ export class IncidentPanel {
         el("td", {}, unit && a.active ? el("span", { class: "status", dataset: { status: unit.status } }, statusLabel(unit.status)) : null),
         el("td", { class: "ack" }, ack),
         el("td", {}, a.active && incident.status === "open"
-          ? el("button", { type: "button", class: "btn btn-small", onclick: () => this.cancel(a), "aria-label": t("incident.cancel_unit", { unit: a.unit_id }) }, t("action.cancel"))
+          ? el("button", { type: "button", class: "btn btn-small", disabled: this.busy, onclick: () => this.cancel(a), "aria-label": t("incident.cancel_unit", { unit: a.unit_id }) }, t("action.cancel"))
           : null));
     });
     return el("section", { id: "incident-assignments", class: "incident-section" },
@@ -206,15 +228,16 @@ export class IncidentPanel {
     }
     const count = this.picks().length;
     section.append(el("button", {
-      type: "button", id: "assign-recommended", class: "btn btn-primary btn-wide", disabled: count === 0, onclick: () => this.assignRecommended(),
+      type: "button", id: "assign-recommended", class: "btn btn-primary btn-wide", disabled: count === 0 || this.busy, onclick: () => this.assignRecommended(),
     }, t("incident.assign_n", { n: count }), " ", el("kbd", {}, "A")));
     return section;
   }
 
   pickRow(pick) {
     const id = `pick-${pick.unit_id}`;
+    const mine = this.mayAssign(pick);
     const box = el("input", {
-      type: "checkbox", id, checked: !this.unticked.has(pick.unit_id), dataset: { unit: pick.unit_id },
+      type: "checkbox", id, checked: mine && !this.unticked.has(pick.unit_id), disabled: !mine, dataset: { unit: pick.unit_id },
       onchange: (event) => {
         if (event.target.checked) this.unticked.delete(pick.unit_id);
         else this.unticked.add(pick.unit_id);
@@ -227,6 +250,7 @@ export class IncidentPanel {
       el("span", { class: "pick-eta" }, t("incident.eta", { eta: duration(pick.eta_s) })),
       el("span", { class: "muted" }, `${(pick.distance_m / 1000).toFixed(1)} km`),
       pick.mutual_aid ? el("span", { class: "badge badge-warn" }, t("incident.mutual_aid", { agency: pick.agency_id })) : null,
+      mine ? null : el("span", { class: "badge" }, t("incident.other_agency", { agency: pick.agency_id })),
       el("span", { class: "pick-reason muted" }, pick.reason));
   }
 
@@ -263,7 +287,7 @@ export class IncidentPanel {
     return el("section", { id: "incident-close", class: "incident-section" },
       el("form", { class: "close-form", onsubmit: (event) => { event.preventDefault(); this.close(disposition.value.trim()); } },
         disposition,
-        el("button", { type: "submit", class: "btn btn-danger" }, t("incident.close_confirm")),
+        el("button", { type: "submit", class: "btn btn-danger", disabled: this.busy }, t("incident.close_confirm")),
         el("button", { type: "button", class: "btn", onclick: () => { this.closing = false; this.render(); } }, t("action.cancel_form"))));
   }
 }

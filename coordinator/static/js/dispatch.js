@@ -6,7 +6,7 @@
 import { Stream, newKey } from "./api.js";
 import { onLangChange, register, t, translatePage } from "./i18n.js";
 import { IncidentPanel } from "./dispatch-incident.js";
-import { createMap, districtLayer, incidentIcon, legend, Markers, slots, stationLayer, unitIcon, unitPlace } from "./map.js";
+import { agencyColours, createMap, districtLayer, incidentIcon, legend, Markers, slots, stationLayer, unitIcon, unitPlace } from "./map.js";
 import { $, el, elapsed, showLink, signIn, statusLabel, toast, typeLabel } from "./ui.js";
 import { STRINGS } from "./dispatch-strings.js";
 
@@ -14,14 +14,17 @@ register(STRINGS);
 
 const REFRESH_MS = 60;        // events arriving together are fetched together
 const BULK_RELOAD = 40;       // more changed items than this: read the whole picture again
+const GONE_KEPT = 2000;       // closed incidents whose last version is remembered
 
 const picture = {
   incidents: new Map(),       // open incidents (and the selected one, open or not)
+  gone: new Map(),            // incidents seen closed, by id
   units: new Map(),
   agencies: new Map(),
   types: [],
   selected: null,
   slots: new Map(),           // where each unit sits among others at the same spot on the map
+  colours: new Map(),         // each agency's outline colour on the map
 };
 
 let api;
@@ -37,8 +40,7 @@ async function main() {
   map = createMap($("#map"));
   incidentMarkers = new Markers(map, { onClick: (id) => select(id) });
   unitMarkers = new Markers(map);
-  const mapLegend = legend(map);
-  panel = new IncidentPanel({ api, picture, onChanged: refreshNow, select });
+  panel = new IncidentPanel({ api, me, picture, onChanged: refreshNow, select });
   const [head, types, agencies, districts] = await Promise.all([
     api.get("/v1/events", { after: 0, limit: 1 }),
     api.get("/v1/incident-types"),
@@ -47,6 +49,8 @@ async function main() {
   ]);
   picture.types = types.incident_types;
   for (const agency of agencies.agencies) picture.agencies.set(agency.id, agency);
+  picture.colours = agencyColours(agencies.agencies);
+  const mapLegend = legend(map, agencies.agencies);
   const outlines = districtLayer(districts).addTo(map);
   stationLayer(agencies.agencies).addTo(map);
   if (districts.features.length) map.fitBounds(outlines.getBounds(), { padding: [10, 10] });
@@ -121,11 +125,21 @@ async function refreshNow(incidentId) {
   await refreshDirty();
 }
 
+// Answers may overtake each other: one older than what is held (by its stream's version) is dropped.
+function newer(held, fresh) {
+  return !held || fresh.version >= held.version;
+}
+
 async function fetchIncident(id) {
   try {
     const incident = await api.get(`/v1/incidents/${encodeURIComponent(id)}`);
+    if (!newer(picture.incidents.get(id) || picture.gone.get(id), incident)) return;
     if (incident.status === "open" || id === picture.selected) picture.incidents.set(id, incident);
-    else picture.incidents.delete(id);
+    else {
+      picture.incidents.delete(id);
+      picture.gone.set(id, { version: incident.version });  // so a late answer from before the close is known as late
+      if (picture.gone.size > GONE_KEPT) picture.gone.delete(picture.gone.keys().next().value);
+    }
   } catch (error) {
     if (error.status === 404 || error.status === 403) picture.incidents.delete(id);
     else toast(error.message, "error");
@@ -134,7 +148,8 @@ async function fetchIncident(id) {
 
 async function fetchUnit(id) {
   try {
-    picture.units.set(id, await api.get(`/v1/units/${encodeURIComponent(id)}`));
+    const unit = await api.get(`/v1/units/${encodeURIComponent(id)}`);
+    if (newer(picture.units.get(id), unit)) picture.units.set(id, unit);
   } catch (error) {
     if (error.status !== 403 && error.status !== 404) toast(error.message, "error");
   }
@@ -164,7 +179,7 @@ function render() {
 function drawUnit(unit) {
   const place = unitPlace(unit);
   const kind = picture.agencies.get(unit.agency_id)?.kind;
-  const icon = unitIcon(unit, kind, unit.position ? 0 : picture.slots.get(unit.id) || 0);
+  const icon = unitIcon(unit, kind, unit.position ? 0 : picture.slots.get(unit.id) || 0, picture.colours.get(unit.agency_id));
   unitMarkers.upsert(unit.id, place.lat, place.lon, icon, `${unit.id} ${statusLabel(unit.status)}`);
 }
 
@@ -246,7 +261,11 @@ function step(by) {
 function wireKeys() {
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    if (event.target.closest("input, textarea, select, dialog")) return;
+    if ($("#new-dialog").open) {  // a call is being entered, wherever the focus is (the map, to place it)
+      if (event.key === "Escape") $("#new-dialog").close();
+      return;
+    }
+    if (event.target.closest("input, textarea, select")) return;
     const key = event.key.toLowerCase();
     const actions = {
       n: () => openNewIncident(),

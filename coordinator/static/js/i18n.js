@@ -13,8 +13,13 @@ export function register(dicts) {
 export function lang() {
   const chosen = localStorage.getItem(STORE);
   if (chosen && chosen in LANGUAGES) return chosen;
+  // The first language the browser prefers that we have: an English speaker who also reads Chinese gets English.
   const preferred = navigator.languages && navigator.languages.length ? navigator.languages : [navigator.language];
-  return preferred.some((code) => /^zh\b(?!-(TW|HK|MO|Hant))/i.test(code || "")) ? "zh-CN" : "en";
+  for (const code of preferred) {
+    if (/^zh\b(?!-(TW|HK|MO|Hant))/i.test(code || "")) return "zh-CN";
+    if (/^en\b/i.test(code || "")) return "en";
+  }
+  return "en";
 }
 
 export function setLang(code) {
@@ -66,6 +71,9 @@ register({
     "nav.dispatch": "Dispatch",
     "nav.unit": "Unit terminal",
     "nav.command": "Command",
+    "nav.views": "Views",
+    "map.label": "Map",
+    "signin.again": "Sign in again",
     "link.live": "Live",
     "link.connecting": "Connecting…",
     "link.reconnecting": "Connection lost. Reconnecting… nothing is lost, events resume where they stopped.",
@@ -133,6 +141,9 @@ register({
     "nav.dispatch": "调度",
     "nav.unit": "车载终端",
     "nav.command": "指挥",
+    "nav.views": "视图",
+    "map.label": "地图",
+    "signin.again": "重新登录",
     "link.live": "实时",
     "link.connecting": "正在连接…",
     "link.reconnecting": "连接中断，正在重连…不会丢失任何事件，恢复后从中断处继续。",

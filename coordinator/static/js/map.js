@@ -34,23 +34,25 @@ const SHAPES = {
 };
 
 // An SVG symbol as markup: a shape, its fill, and a letter or number in it. Also used by legends.
-export function symbol(shape, fill, text = "", size = 28) {
+export function symbol(shape, fill, text = "", size = 28, outline = null) {
   const dark = ["#F0E442", "#E69F00", "#56B4E9", "#999999", "#ffffff"].includes(fill);
+  const stroke = outline ? `stroke="${outline}" stroke-width="3"` : 'stroke="#111" stroke-width="1.5"';
   return `<svg class="symbol" width="${size}" height="${size}" viewBox="0 0 28 28" aria-hidden="true">` +
-    `<g fill="${fill}" stroke="#111" stroke-width="1.5">${SHAPES[shape]}</g>` +
+    `<g fill="${fill}" ${stroke}>${SHAPES[shape]}</g>` +
     `<text x="14" y="${shape === "triangle" ? 22 : 19}" text-anchor="middle" font-size="12" font-weight="700" ` +
     `fill="${dark ? "#111" : "#fff"}">${escapeHtml(text)}</text></svg>`;
 }
 
 // slot: the unit's place among units at the same spot (a station's engine, truck and medic), drawn
 // around it in a ring of screen pixels so each stays readable at any zoom; slot 0 is the spot itself.
-export function unitIcon(unit, kind, slot = 0) {
+// colour: the unit's agency's outline (agencyColours), so two police agencies' cars tell apart.
+export function unitIcon(unit, kind, slot = 0, colour = null) {
   const style = STATUS_STYLE[unit.status] || STATUS_STYLE.out_of_service;
   const ring = slot ? 26 + 8 * Math.floor((slot - 1) / 8) : 0;
   const angle = ((slot - 1) % 8) * (Math.PI / 4) - Math.PI / 2;
   return L.divIcon({
     className: "map-unit",
-    html: `${symbol(KIND_SHAPE[kind] || "circle", style.colour, style.letter, 24)}<span class="map-label">${escapeHtml(unit.id)}</span>`,
+    html: `${symbol(KIND_SHAPE[kind] || "circle", style.colour, style.letter, 24, colour)}<span class="map-label">${escapeHtml(unit.id)}</span>`,
     iconSize: [24, 24],
     iconAnchor: [12 - Math.round(ring * Math.cos(angle)), 12 - Math.round(ring * Math.sin(angle))],
   });
@@ -80,7 +82,26 @@ export function incidentIcon(incident, selected = false) {
 }
 
 export function stationIcon(kind) {
-  return L.divIcon({ className: "map-station", html: symbol("house", "#ffffff", "", 16).replace('stroke="#111"', `stroke="${KIND_COLOUR[kind] || "#111"}"`), iconSize: [16, 16], iconAnchor: [8, 8] });
+  return L.divIcon({ className: "map-station", html: symbol("house", "#ffffff", "", 16, KIND_COLOUR[kind] || "#111"), iconSize: [16, 16], iconAnchor: [8, 8] });
+}
+
+// Each agency's colour: its kind's for the first agency of a kind, then others that stay apart from them
+// (a city police department and a county sheriff both patrol; their cars must not look the same).
+const MORE_COLOURS = ["#CC79A7", "#56B4E9", "#E69F00", "#F0E442", "#FFFFFF", "#8C564B"];
+
+export function agencyColours(agencies) {
+  const found = new Map();
+  const kindsSeen = new Set();
+  let next = 0;
+  for (const agency of [...agencies].sort((a, b) => a.id.localeCompare(b.id))) {
+    if (!kindsSeen.has(agency.kind) && KIND_COLOUR[agency.kind]) {
+      kindsSeen.add(agency.kind);
+      found.set(agency.id, KIND_COLOUR[agency.kind]);
+    } else {
+      found.set(agency.id, MORE_COLOURS[next++ % MORE_COLOURS.length]);
+    }
+  }
+  return found;
 }
 
 // A map with no base layer: the city is drawn by its districts.
@@ -103,7 +124,8 @@ export function districtLayer(collection) {
       dashArray: dash[feature.properties.kind],
       fillOpacity: 0.04,
     }),
-    onEachFeature: (feature, layer) => layer.bindTooltip(`${feature.properties.agency_id} ${feature.properties.name}`, { sticky: true }),
+    // a string tooltip is HTML to Leaflet: names from an imported city go in escaped
+    onEachFeature: (feature, layer) => layer.bindTooltip(escapeHtml(`${feature.properties.agency_id} ${feature.properties.name}`), { sticky: true }),
   });
 }
 
@@ -112,7 +134,7 @@ export function stationLayer(agencies) {
   for (const agency of agencies) {
     for (const station of agency.stations) {
       L.marker([station.location.lat, station.location.lon], { icon: stationIcon(agency.kind), keyboard: false })
-        .bindTooltip(`${agency.name}: ${station.name}`)
+        .bindTooltip(escapeHtml(`${agency.name}: ${station.name}`))
         .addTo(group);
     }
   }
@@ -166,8 +188,8 @@ export function unitPlace(unit) {
   return unit.position || unit.home;
 }
 
-// A legend of shapes and colours, in the current language.
-export function legend(map) {
+// A legend of shapes and colours, in the current language; with agencies, each one's outline colour.
+export function legend(map, agencies = []) {
   const control = L.control({ position: "bottomright" });
   control.onAdd = () => {
     const box = L.DomUtil.create("div", "map-legend");
@@ -176,7 +198,9 @@ export function legend(map) {
     control.render = () => {
       const kinds = Object.entries(KIND_SHAPE).map(([kind, shape]) => `<div>${symbol(shape, "#ffffff", "", 16)} ${escapeHtml(t(`kind.${kind}`))}</div>`);
       const statuses = Object.entries(STATUS_STYLE).map(([status, style]) => `<div>${symbol("circle", style.colour, style.letter, 16)} ${escapeHtml(statusLabel(status))}</div>`);
-      box.innerHTML = `<strong>${escapeHtml(t("legend.title"))}</strong>${kinds.join("")}${statuses.join("")}` +
+      const colours = agencyColours(agencies);
+      const outlines = agencies.map((agency) => `<div>${symbol(KIND_SHAPE[agency.kind] || "circle", "#1d252d", "", 16, colours.get(agency.id))} ${escapeHtml(agency.name)}</div>`);
+      box.innerHTML = `<strong>${escapeHtml(t("legend.title"))}</strong>${outlines.join("")}${kinds.join("")}${statuses.join("")}` +
         `<div>${symbol("diamond", PRIORITY_COLOUR[1], "1", 16)} ${escapeHtml(t("legend.incident"))}</div>` +
         `<div>${symbol("house", "#ffffff", "", 16)} ${escapeHtml(t("legend.station"))}</div>`;
     };

@@ -73,8 +73,13 @@ export function toast(message, kind = "info") {
   return note;
 }
 
-// The banner at the top of the page tells the state of the live feed.
+// The banner at the top of the page tells the state of the live feed (drawn again in a new language).
+let link = null;
+let signedInView = null;
+onLangChange(() => link && showLink(link.state, link.detail));
+
 export function showLink(state, detail = {}) {
+  link = { state, detail };
   const banner = $("#link-banner");
   const badge = $("#link-state");
   const message = {
@@ -88,6 +93,12 @@ export function showLink(state, detail = {}) {
     banner.textContent = message;
     banner.hidden = state === "live";
     banner.dataset.state = state;
+    if (state === "unauthorized" && signedInView) {  // an expired or revoked token: back to the sign-in
+      banner.append(" ", el("button", { type: "button", class: "btn", onclick: () => {
+        tokens.clear(signedInView);
+        location.reload();
+      } }, t("signin.again")));
+    }
   }
   if (badge) {
     badge.textContent = state === "live" ? t("link.live") : t(`link.${state}`).split(/[.。:：]/)[0];
@@ -150,6 +161,7 @@ async function confirm(view, token, roles) {
     throw new ApiError(403, "forbidden", t("signin.wrong_role", { role: me.role, wanted: roles.join(" / ") }));
   }
   tokens.save(view, token);
+  signedInView = view;
   $("#signin").hidden = true;
   $("#app").hidden = false;
   const who = $("#who");
