@@ -11,26 +11,34 @@
    turns them to English.
 5. The live board follows the feed; a dropped link shows the banner, and what changed meanwhile
    arrives when it comes back.
+6. A read of an incident from before its close, answered after the close was read, does not reopen it.
+7. Two agencies of one kind: chart rows are named by agency, and their units on the map are told apart.
+8. A dispatcher scoped to one agency sees that agency only: no other agency's card, row or units; its
+   scrubber begins at the first event it may see.
+9. However many units arrive on scene, the chart asks for the report at most once per 10 s.
 """
 
 import asyncio
+import json
 import math
 import re
 import time
 from datetime import datetime
 
-from .harness import chromium, new_page, screenshot, sign_in
+from .harness import (
+    chromium,
+    console_server,
+    new_page,
+    run,
+    screenshot,
+    scrub_to,
+    sign_in,
+    wait_shown,
+)
 
 SCENARIO_S = 30
 STEP_S = 1.5          # between the moments a test records, so a whole-second scrubber lands clearly on each side
 FIRE_UNITS = 35       # demo-fd's fleet
-
-
-def run(scenario) -> None:
-    async def bounded():
-        async with asyncio.timeout(SCENARIO_S):
-            await scenario
-    asyncio.run(bounded())
 
 
 def report_fire(api, address: str) -> dict:
@@ -48,22 +56,6 @@ def assign(api, incident_id: str, unit_id: str) -> None:
 def set_status(api, unit_id: str, status: str) -> None:
     response = api.put(f"/v1/units/{unit_id}/status", json={"status": status})
     assert response.status_code == 200, response.text
-
-
-async def scrub_to(page, epoch_s: int) -> None:
-    """Move the scrubber as a drag does (its value, then input and change events) and wait for that moment's picture."""
-    await page.eval_on_selector("#scrubber", """(scrubber, value) => {
-        scrubber.value = String(value);
-        scrubber.dispatchEvent(new Event("input", { bubbles: true }));
-        scrubber.dispatchEvent(new Event("change", { bubbles: true }));
-    }""", epoch_s)
-    await wait_shown(page, epoch_s)
-
-
-async def wait_shown(page, epoch_s: int) -> None:
-    await page.wait_for_function(
-        "s => { const at = document.querySelector('#moment').dataset.at; return Boolean(at) && Date.parse(at) === s * 1000; }",
-        arg=epoch_s)
 
 
 async def shown_at(page) -> float:
@@ -124,7 +116,7 @@ def test_the_scrubber_shows_the_city_before_and_after_an_assignment(server):
             assert await page.is_hidden("#map-moment")
             assert not any(await page.eval_on_selector_all("#timeline tbody tr", later))
             assert page.errors == []
-    run(scenario())
+    run(scenario(), SCENARIO_S)
 
 
 def test_playing_moves_the_moment_by_speed_times_elapsed_and_catches_up_with_live(server):
@@ -160,7 +152,7 @@ def test_playing_moves_the_moment_by_speed_times_elapsed_and_catches_up_with_liv
             await page.wait_for_selector("#moment[data-mode='live']", timeout=5000)
             assert await page.get_attribute("#moment", "data-at") is None
             assert page.errors == []
-    run(scenario())
+    run(scenario(), SCENARIO_S)
 
 
 def test_an_incidents_full_timeline_and_the_response_time_chart(server):
@@ -204,7 +196,7 @@ def test_an_incidents_full_timeline_and_the_response_time_chart(server):
             assert await page.get_attribute("#chart [data-agency='demo-pd']", "data-count") == "0"
             await screenshot(page, "command-timeline")
             assert page.errors == []
-    run(scenario())
+    run(scenario(), SCENARIO_S)
 
 
 def test_chinese_labels_from_the_browsers_language_and_english_by_the_switch(server):
@@ -241,7 +233,7 @@ def test_chinese_labels_from_the_browsers_language_and_english_by_the_switch(ser
             assert await page.text_content(".agency[data-agency='demo-fd'] .stat[data-stat='available'] .stat-label") == "Available"
             assert await page.text_content("#timeline tr[data-type='IncidentReported'] .event-type") == "Reported"
             assert page.errors == []
-    run(scenario())
+    run(scenario(), SCENARIO_S)
 
 
 def test_the_live_board_follows_the_feed_and_resumes_after_a_dropped_link(server):
@@ -285,4 +277,162 @@ def test_the_live_board_follows_the_feed_and_resumes_after_a_dropped_link(server
             await page.wait_for_selector(".map-unit[data-unit='E5'][data-status='en_route']")
             await page.wait_for_selector(f"{row} .status[data-unit='E5'][data-status='en_route']")
             assert page.errors == []
-    run(scenario())
+    run(scenario(), SCENARIO_S)
+
+
+def test_a_late_reply_from_before_a_close_does_not_reopen_the_incident(server):
+    dispatcher = server.api(server.token("dispatcher"))
+    incident = report_fire(dispatcher, "5 Overtaken Road")
+    path = f"/v1/incidents/{incident['id']}"
+    row = f".incident-row[data-incident='{incident['id']}']"
+    delay = {"next": False}
+    read_open, answered = asyncio.Event(), asyncio.Event()
+
+    async def slow_once(route):
+        """Holds back the answer to one read of the incident by 1.5 s; every other request passes."""
+        if not (delay["next"] and route.request.method == "GET" and route.request.url.endswith(path)):
+            await route.fallback()
+            return
+        delay["next"] = False
+        response = await route.fetch()  # read now, while the incident is open
+        read_open.set()
+        await asyncio.sleep(1.5)
+        await route.fulfill(response=response)
+        answered.set()
+
+    async def scenario():
+        async with chromium() as browser:
+            page = await new_page(browser)
+            await page.route("**/v1/incidents/*", slow_once)
+            await sign_in(page, f"{server.url}/command", server.token("commander"))
+            await page.wait_for_selector(f"{row}[data-status='open']")
+
+            delay["next"] = True
+            note = await asyncio.to_thread(dispatcher.post, f"{path}/notes", json={"text": "Caller hung up"})
+            assert note.status_code == 201, note.text
+            await asyncio.wait_for(read_open.wait(), 5)  # the view read the incident (open) for the note
+            closed = await asyncio.to_thread(dispatcher.post, f"{path}/close", json={"disposition": "false alarm"})
+            assert closed.status_code == 200, closed.text
+            await page.wait_for_selector(f"{row}[data-status='closed']", timeout=5000)  # the second read overtook the first
+
+            await asyncio.wait_for(answered.wait(), 5)  # the answer from before the close arrives last
+            await asyncio.sleep(0.5)
+            assert await page.locator(f"{row}[data-status='open']").count() == 0, "the late answer reopened it"
+            assert await page.locator(f"{row}[data-status='closed']").count() == 1
+            assert await stat(page, "demo-fd", "incidents") == 0
+            assert page.errors == []
+    run(scenario(), SCENARIO_S)
+
+
+def two_police_city(tmp_path) -> str:
+    """A city with two police agencies (a city department and a county sheriff), one car each."""
+    folder = tmp_path / "city"
+    folder.mkdir()
+
+    def square(lon: float) -> list:
+        return [[[lon, 45.0], [lon + 0.02, 45.0], [lon + 0.02, 45.02], [lon, 45.02], [lon, 45.0]]]
+    for name, beat, lon in (("metro.geojson", "M1", -93.04), ("county.geojson", "C1", -93.02)):
+        (folder / name).write_text(json.dumps({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {"beat": beat}, "geometry": {"type": "Polygon", "coordinates": square(lon)}}]}))
+    (folder / "metro.csv").write_text("unit_id,type,station,lat,lon\nMP1,patrol,,45.01,-93.03\n")
+    (folder / "county.csv").write_text("unit_id,type,station,lat,lon\nSO1,patrol,,45.01,-93.01\n")
+    manifest = folder / "city.toml"
+    manifest.write_text("""name = "Two Forces"
+[[agencies]]
+id = "metro-pd"
+name = "Metro Police Department"
+kind = "police"
+districts = "metro.geojson"
+district_id = "beat"
+units = "metro.csv"
+[[agencies]]
+id = "county-so"
+name = "County Sheriff's Office"
+kind = "police"
+districts = "county.geojson"
+district_id = "beat"
+units = "county.csv"
+""")
+    return str(manifest)
+
+
+def test_two_police_agencies_are_named_apart_in_the_chart_and_on_the_map(tmp_path):
+    async def scenario():
+        async with chromium() as browser:
+            page = await new_page(browser)
+            await sign_in(page, f"{city.url}/command", city.token("commander"))
+            await page.wait_for_selector("#chart svg")
+            labels = await page.eval_on_selector_all(
+                "#chart .chart-row", "rows => rows.map(r => [r.dataset.agency, r.querySelector('.chart-agency').textContent, "
+                "r.querySelector('.chart-kind').textContent])")
+            assert sorted(labels) == [["county-so", "County Sheriff's Office", "Police"],
+                                      ["metro-pd", "Metro Police Department", "Police"]]
+            outline = "(node) => node.querySelector('svg.symbol g').getAttribute('stroke')"
+            await page.wait_for_selector(".map-unit[data-unit='SO1']")
+            metro = await page.eval_on_selector(".map-unit[data-unit='MP1']", outline)
+            county = await page.eval_on_selector(".map-unit[data-unit='SO1']", outline)
+            assert metro and county and metro != county, (metro, county)
+            tops = await page.eval_on_selector_all(".agency", "cards => cards.map(c => getComputedStyle(c).borderTopColor)")
+            assert len(tops) == 2 and tops[0] != tops[1]
+            legend = await page.text_content(".map-legend")
+            assert "Metro Police Department" in legend and "County Sheriff's Office" in legend
+            await screenshot(page, "command-two-police")
+            assert page.errors == []
+    with console_server(tmp_path, CP_CITY=two_police_city(tmp_path)) as city:
+        run(scenario(), SCENARIO_S)
+
+
+def test_a_dispatcher_scoped_to_one_agency_sees_that_agency_only(server):
+    began = time.time()
+    dispatcher = server.api(server.token("dispatcher"))
+    incident = report_fire(dispatcher, "11 Scope Street")
+    assign(dispatcher, incident["id"], "E5")
+
+    async def scenario():
+        async with chromium() as browser:
+            page = await new_page(browser)
+            await sign_in(page, f"{server.url}/command", server.token("dispatcher", agency="demo-fd"))
+            assert await page.text_content("#moment-badge") == "LIVE"
+            # the log's first event is demo-pd's, out of sight: the scrubber starts at its first own one
+            start = int(await page.get_attribute("#scrubber", "min"))
+            assert began - 120 < start <= time.time(), (began, start)
+            await page.wait_for_selector("#chart svg")
+            assert await page.eval_on_selector_all("#chart .chart-row", "rows => rows.map(r => r.dataset.agency)") == ["demo-fd"]
+            assert await page.text_content("#chart .chart-agency") == "Demo City Fire Department"
+            assert await page.locator("#chart .chart-none").count() == 1  # its own agency, idle: it is in scope
+            assert await page.eval_on_selector_all(".agency", "cards => cards.map(c => c.dataset.agency)") == ["demo-fd"]
+            assert "Police" not in await page.text_content("#chart") and "EMS" not in await page.text_content("#chart")
+            await page.wait_for_selector(".map-unit[data-unit='E5'][data-status='dispatched']")
+            units = await page.eval_on_selector_all(".map-unit", "units => units.map(u => u.dataset.unit)")
+            assert len(units) == FIRE_UNITS and "1A11" not in units
+            assert await page.locator(f".incident-row[data-incident='{incident['id']}']").count() == 1
+            assert "Demo City Police Department" not in await page.text_content(".map-legend")
+            await screenshot(page, "command-scoped-fd")
+            assert page.errors == []
+    run(scenario(), SCENARIO_S)
+
+
+def test_arrivals_ask_for_the_response_times_at_most_once_per_ten_seconds(server):
+    dispatcher = server.api(server.token("dispatcher"))
+    asked: list[float] = []
+
+    async def scenario():
+        async with chromium() as browser:
+            page = await new_page(browser)
+            page.on("request", lambda request: asked.append(time.monotonic())
+                    if "/v1/reports/response-times" in request.url else None)
+            await sign_in(page, f"{server.url}/command", server.token("commander"))
+            await page.wait_for_selector("#chart [data-agency='demo-fd'][data-count='0']")
+            assert len(asked) == 1
+            for n, unit in enumerate(["E1", "E2", "E3"]):  # three arrivals, each alone past the old 600 ms settle
+                incident = report_fire(dispatcher, f"{n} Busy Street")
+                assign(dispatcher, incident["id"], unit)
+                set_status(dispatcher, unit, "on_scene")
+                await asyncio.sleep(0.9)
+            await page.wait_for_selector("#chart [data-agency='demo-fd'][data-count='3']", timeout=15_000)
+            assert len(asked) == 2, f"asked {len(asked)} times: once at sign-in, once for all three arrivals"
+            assert asked[1] - asked[0] >= 9.5, asked
+            await asyncio.sleep(1.0)
+            assert len(asked) == 2
+            assert page.errors == []
+    run(scenario(), SCENARIO_S)

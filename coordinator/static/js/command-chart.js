@@ -1,16 +1,19 @@
 // Response times per agency as a small SVG bar chart, from GET /v1/reports/response-times: for each
 // agency its median and 90th-percentile time from the call to the first unit on scene, and how many
-// incidents it reached. Every bar carries its name and value in text, so it reads without colour.
+// incidents it reached. Every bar carries its name and value in text, so it reads without colour; each
+// row is named by its agency (two police agencies are two rows, not "Police" twice), its kind beneath.
+// The rows are the agencies this view was given: a scoped token's own, whose report holds only its own.
 
 import { ApiError } from "./api.js";
 import { t } from "./i18n.js";
-import { KIND_COLOUR } from "./map.js";
 import { $, clockTime, duration, kindLabel, toast } from "./ui.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const WINDOW_MS = 24 * 3600 * 1000;
 const SETTLE_MS = 600;            // a scrubbed or playing moment asks once it stops moving for this long
-const LAYOUT = { width: 460, row: 44, barLeft: 130, barWidth: 170, barHeight: 13, axis: 22 };
+const ARRIVAL_GAP_MS = 10_000;    // live, arrivals ask again at most this often, however many come
+const NAME_CHARS = 56;            // an agency's name across the chart's width; longer ones end in "…" (whole in its tooltip)
+const LAYOUT = { width: 460, row: 54, barLeft: 130, barWidth: 170, barHeight: 12, axis: 22 };
 
 function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(SVG_NS, tag);
@@ -26,9 +29,10 @@ function scaleEnd(agencies) {
 }
 
 export class ResponseChart {
-  constructor({ api, agencies }) {
+  constructor({ api, agencies, colours = new Map() }) {
     this.api = api;
-    this.agencies = agencies;  // Map of id → agency, for names and kinds
+    this.agencies = agencies;  // Map of id → agency: the rows, named and kinded
+    this.colours = colours;    // Map of agency id → its colour (agencyColours), the bars' fill
     this.report = null;
     this.timer = null;
     this.asked = 0;
@@ -38,12 +42,26 @@ export class ResponseChart {
   // The 24 hours up to toMs (null: up to now), once the moment settles.
   soon(toMs) {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.load(toMs), SETTLE_MS);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.load(toMs);
+    }, SETTLE_MS);
+  }
+
+  // Live, a unit reported on scene: the figures changed. One ask covers every arrival until it goes out,
+  // and it goes out no sooner than ARRIVAL_GAP_MS after the last ask, so a busy hour asks every 10 s at most.
+  arrived() {
+    if (this.timer) return;
+    const wait = Math.max(SETTLE_MS, this.askedAt + ARRIVAL_GAP_MS - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.load(null);
+    }, wait);
   }
 
   // Live, the window ends now and slides on: ask again once the last ask is maxAgeMs old.
   refreshIfOlder(maxAgeMs) {
-    if (Date.now() - this.askedAt >= maxAgeMs) this.load(null);
+    if (!this.timer && Date.now() - this.askedAt >= maxAgeMs) this.load(null);
   }
 
   async load(toMs) {
@@ -65,7 +83,7 @@ export class ResponseChart {
     if (!this.report) return;
     $("#chart-caption").textContent = t("command.chart_caption", { t: clockTime(this.report.to) });
     const figures = new Map(this.report.agencies.map((row) => [row.agency_id, row]));
-    const end = scaleEnd(this.report.agencies);
+    const end = scaleEnd(this.report.agencies.filter((row) => this.agencies.has(row.agency_id)));
     const agencies = [...this.agencies.values()];
     const height = agencies.length * LAYOUT.row + LAYOUT.axis;
     const chart = svg("svg", { class: "response-chart", viewBox: `0 0 ${LAYOUT.width} ${height}`, width: LAYOUT.width, height, role: "img",
@@ -75,18 +93,22 @@ export class ResponseChart {
     $("#chart").replaceChildren(chart);
   }
 
+  // The agency's name across the top; beneath, on the left its kind and count, on the right its two bars.
   row(agency, figures, end, top) {
+    const name = agency.name.length > NAME_CHARS ? `${agency.name.slice(0, NAME_CHARS - 1)}…` : agency.name;
     const group = svg("g", { class: "chart-row", "data-agency": agency.id, "data-count": figures ? figures.count : 0 },
-      svg("text", { x: 0, y: top + 16, class: "chart-agency" }, kindLabel(agency.kind)),
-      svg("text", { x: 0, y: top + 33, class: "chart-note" }, figures ? t("command.chart_count", { n: figures.count }) : ""));
+      svg("title", {}, `${agency.name} (${kindLabel(agency.kind)})`),
+      svg("text", { x: 0, y: top + 14, class: "chart-agency" }, name),
+      svg("text", { x: 0, y: top + 31, class: "chart-kind" }, kindLabel(agency.kind)),
+      svg("text", { x: 0, y: top + 45, class: "chart-note" }, figures ? t("command.chart_count", { n: figures.count }) : ""));
     if (!figures || !figures.count) {
-      group.append(svg("text", { x: LAYOUT.barLeft, y: top + 24, class: "chart-note" }, t("command.chart_none")));
+      group.append(svg("text", { x: LAYOUT.barLeft, y: top + 37, class: "chart-note chart-none" }, t("command.chart_none")));
       return group;
     }
-    const colour = KIND_COLOUR[agency.kind] || "#999999";
+    const colour = this.colours.get(agency.id) || "#999999";
     group.append(
-      this.bar("median", t("command.chart_median"), figures.median_s, end, top + 4, colour),
-      this.bar("p90", t("command.chart_p90"), figures.p90_s, end, top + 4 + LAYOUT.barHeight + 5, colour));
+      this.bar("median", t("command.chart_median"), figures.median_s, end, top + 21, colour),
+      this.bar("p90", t("command.chart_p90"), figures.p90_s, end, top + 21 + LAYOUT.barHeight + 5, colour));
     return group;
   }
 

@@ -3,11 +3,13 @@
 // Live, the picture is what the server says now, kept current by the websocket (an event names the
 // incident or unit it changed and the view asks the server for it again, never re-implementing the
 // projection). In replay, the picture is GET /v1/state?at= for the moment on the scrubber.
+// A token scoped to one agency (a dispatcher's with agency=) sees that agency only: its card, its row
+// of the chart, its units and the incidents it works; the server answers for no other.
 
 import { ApiError, Stream } from "./api.js";
 import { onLangChange, register, t } from "./i18n.js";
-import { createMap, districtLayer, incidentIcon, KIND_COLOUR, KIND_SHAPE, legend, Markers, slots, stationLayer, symbol, unitIcon,
-  unitPlace } from "./map.js";
+import { agencyColours, createMap, districtLayer, incidentIcon, KIND_COLOUR, KIND_SHAPE, legend, Markers, slots, stationLayer, symbol,
+  unitIcon, unitPlace } from "./map.js";
 import { $, el, elapsed, kindLabel, showLink, signIn, statusLabel, typeLabel, unitTypeLabel } from "./ui.js";
 import { ResponseChart } from "./command-chart.js";
 import { TimeMachine } from "./command-clock.js";
@@ -18,15 +20,55 @@ register(STRINGS);
 
 const REFRESH_MS = 60;                       // events arriving together are fetched together
 const RETRY_MS = 2000;                       // a read that failed (server unreachable) is tried again
-const CHART_REFRESH_MS = 60_000;             // live, the 24-hour window of the chart slides on
+const CHART_REFRESH_MS = 60_000;             // live, the 24-hour window of the chart slides on (arrivals: see ResponseChart.arrived)
+const FIRST_EVENT_PAGES = 10;                // a scoped token looks this many pages into the log for its first event
 const BULK_RELOAD = 40;                      // more changed items than this: read the whole picture again
 const RECENTLY_CLOSED_MS = 60 * 60 * 1000;   // a closed incident stays on the board, faded, for an hour
 const INCIDENT_Z = 10_000;                  // incidents above the units around them: always in sight, always clickable
 const ENGAGED = ["dispatched", "en_route", "on_scene", "transporting", "at_hospital"];
 
-const live = { incidents: new Map(), units: new Map() };  // kept current by the stream, in either mode
-let replay = null;                                         // the past picture on screen while replaying
-const agencies = new Map();
+// What the server last said of each incident or unit. Replies can arrive out of order (two reads of one
+// incident in flight at once, a whole reload overlapping a single read): each read takes a ticket as it
+// is sent; a view replaces the one held only if its version (its stream's count of events, which only
+// grows) is at least the held one's, and a refusal (gone, or out of this token's sight) removes one only
+// if no read sent after it has set it since. A closed incident stays, as the board shows it for an hour.
+class Latest extends Map {
+  constructor() {
+    super();
+    this.setBy = new Map();      // id → ticket of the read that set it
+    this.removedBy = new Map();  // id → ticket of the read that removed it
+  }
+
+  offer(view, ticket) {
+    const held = this.get(view.id);
+    if (held ? view.version < held.version : (this.removedBy.get(view.id) || 0) > ticket) return false;
+    this.set(view.id, view);
+    this.setBy.set(view.id, ticket);
+    this.removedBy.delete(view.id);
+    return true;
+  }
+
+  refuse(id, ticket) {
+    if ((this.setBy.get(id) || 0) > ticket) return false;
+    this.delete(id);
+    this.setBy.delete(id);
+    this.removedBy.set(id, ticket);
+    return true;
+  }
+
+  // A whole list: what it holds is offered, what it lacks is refused.
+  replaceAll(views, ticket) {
+    const ids = new Set(views.map((view) => view.id));
+    for (const view of views) this.offer(view, ticket);
+    for (const id of [...this.keys()]) if (!ids.has(id)) this.refuse(id, ticket);
+  }
+}
+
+const live = { incidents: new Latest(), units: new Latest() };  // kept current by the stream, in either mode
+let replay = null;                                               // the past picture on screen while replaying
+let tickets = 0;                                                 // reads sent, in order: see Latest
+const agencies = new Map();                                      // those this token may see, by id
+let colours = new Map();                                         // agency id → its colour on the map and chart
 const pending = new Set();                                 // "incident/ID" and "unit/ID" to read again
 let selectedId = null;
 let api;
@@ -40,36 +82,60 @@ let refreshTimer = null;
 let mapFrame = 0;
 
 async function main() {
-  ({ api } = await signIn("command", ["commander", "admin", "dispatcher"]));
+  let me;
+  ({ api, me } = await signIn("command", ["commander", "admin", "dispatcher"]));
   map = createMap($("#map"));
   incidentMarkers = new Markers(map, { onClick: (id) => select(id) });
   unitMarkers = new Markers(map);
-  const mapLegend = legend(map);
   const [first, known, districts] = await Promise.all([
     api.get("/v1/events", { after: 0, limit: 1 }),
     api.get("/v1/agencies"),
     api.get("/v1/districts", { simplify_m: 5 }),
   ]);
-  for (const agency of known.agencies) agencies.set(agency.id, agency);
+  const scope = scopeOf(me);
+  const visible = known.agencies.filter((agency) => scope === null || agency.id === scope);
+  for (const agency of visible) agencies.set(agency.id, agency);
+  colours = agencyColours(visible);  // the same list as the legend's, so the two agree
+  const mapLegend = legend(map, visible);
   const outlines = districtLayer(districts).addTo(map);
-  stationLayer(known.agencies).addTo(map);
+  stationLayer(visible).addTo(map);
   timeline = new TimelinePanel({ api, onClose: () => select(null) });
-  chart = new ResponseChart({ api, agencies });
+  chart = new ResponseChart({ api, agencies, colours });
   machine = new TimeMachine({ api, onReplay: showPast, onLive: showPresent });
-  if (first.events.length) machine.setStart(first.events[0].at);
+  const start = first.events[0] || await firstSeenEvent(first.next_after);
+  if (start) machine.setStart(start.at);
+  else machine.tick();
   await reloadLive();
   fitCity(outlines);
   new Stream({ path: "/v1/stream", token: api.token, after: first.head, onMessage: heard, onStatus: showLink }).start();
   timeline.render();
   chart.load(null);
   setInterval(everySecond, 1000);
-  onLangChange(() => {
+  onLangChange(() => {  // every label is drawn from t() again; the link badge is ui.js's (showLink)
     mapLegend.render();
     machine.render();
     timeline.render();
     chart.render();
     render();
   });
+}
+
+// The log's first event is the scrubber's left end. A scoped token is not shown the log's first event
+// (another agency's, as likely as not): its replay begins at the first event it may see, a few pages on.
+async function firstSeenEvent(after) {
+  for (let page = 0; page < FIRST_EVENT_PAGES; page++) {
+    const found = await api.get("/v1/events", { after, limit: 500 });
+    if (found.events.length) return found.events[0];
+    if (found.next_after === after) return null;
+    after = found.next_after;
+  }
+  return null;
+}
+
+// The one agency a token is scoped to, or null for one that sees every agency (as the server's
+// Principal.sees_everything: commanders, administrators, and dispatchers without an agency).
+function scopeOf(me) {
+  return me.agency && !["commander", "admin"].includes(me.role) ? me.agency : null;
 }
 
 // The whole city in view. Fractional zoom lets it fill the map rather than the next power of two
@@ -103,9 +169,10 @@ function byId(items) {
 }
 
 async function reloadLive() {
+  const ticket = ++tickets;
   const [incidents, units] = await Promise.all([api.get("/v1/incidents", { status: "all", limit: 5000 }), api.get("/v1/units")]);
-  live.incidents = byId(incidents.incidents);
-  live.units = byId(units.units);
+  live.incidents.replaceAll(incidents.incidents, ticket);
+  live.units.replaceAll(units.units, ticket);
   if (machine.mode === "live") render();
 }
 
@@ -118,14 +185,14 @@ function heard(message) {
     return;
   }
   if (message.type === "incident_in_scope") {
-    live.incidents.set(message.incident.id, message.incident);
+    live.incidents.offer(message.incident, ++tickets);
     return;
   }
   if (!message.stream) return;
   pending.add(message.stream);
   refreshSoon(REFRESH_MS);
   const data = message.data || {};
-  if (message.type === "UnitStatusChanged" && data.status === "on_scene" && machine.mode === "live") chart.soon(null);
+  if (message.type === "UnitStatusChanged" && data.status === "on_scene" && machine.mode === "live") chart.arrived();
   if (selectedId && (message.stream === `incident/${selectedId}` || data.incident_id === selectedId)) timeline.refreshSoon();
 }
 
@@ -151,13 +218,15 @@ async function refreshPending() {
 }
 
 // Read one incident or unit again; one that is gone or out of this token's sight leaves the picture.
+// Reads of one item may overlap (an event, then another before the first answer): Latest keeps the newest.
 async function refreshOne(stream) {
   const [kind, id] = stream.split("/");
   const collection = kind === "incident" ? live.incidents : live.units;
+  const ticket = ++tickets;
   try {
-    collection.set(id, await api.get(`/v1/${kind === "incident" ? "incidents" : "units"}/${encodeURIComponent(id)}`));
+    collection.offer(await api.get(`/v1/${kind === "incident" ? "incidents" : "units"}/${encodeURIComponent(id)}`), ticket);
   } catch (error) {
-    if (error.status === 404 || error.status === 403) collection.delete(id);
+    if (error.status === 404 || error.status === 403) collection.refuse(id, ticket);
     else throw error;
   }
 }
@@ -216,7 +285,8 @@ function renderMap(incidents = boardIncidents()) {
   for (const unit of units) {
     const place = unitPlace(unit);
     const tooltip = `${unit.id} · ${unitTypeLabel(unit.type)} · ${statusLabel(unit.status)}`;
-    const marker = unitMarkers.upsert(unit.id, place.lat, place.lon, unitIcon(unit, agencyKind(unit.agency_id), slot.get(unit.id)), tooltip);
+    const icon = unitIcon(unit, agencyKind(unit.agency_id), slot.get(unit.id), colours.get(unit.agency_id));
+    const marker = unitMarkers.upsert(unit.id, place.lat, place.lon, icon, tooltip);
     describe(marker, { unit: unit.id, status: unit.status });
   }
   unitMarkers.keepOnly(new Set(units.map((u) => u.id)));
@@ -243,9 +313,11 @@ function agencyCard(agency, allUnits, incidents) {
   const inStatus = (status) => units.filter((u) => u.status === status).length;
   const engaged = ENGAGED.map((status) => [status, inStatus(status)]).filter(([, n]) => n > 0);
   const open = incidents.filter((i) => i.status === "open" && i.agencies.includes(agency.id)).length;
+  const colour = colours.get(agency.id) || KIND_COLOUR[agency.kind] || "#999999";
   const mark = el("span", { class: "agency-mark", "aria-hidden": "true" });
-  mark.innerHTML = symbol(KIND_SHAPE[agency.kind] || "circle", KIND_COLOUR[agency.kind] || "#999999", kindLabel(agency.kind).charAt(0), 26);
-  return el("article", { class: "agency", dataset: { agency: agency.id, kind: agency.kind } },
+  const fill = KIND_COLOUR[agency.kind] || "#999999";
+  mark.innerHTML = symbol(KIND_SHAPE[agency.kind] || "circle", fill, kindLabel(agency.kind).charAt(0), 26, colour === fill ? null : colour);
+  const card = el("article", { class: "agency", dataset: { agency: agency.id, kind: agency.kind } },
     el("header", {}, mark, el("h3", {}, agency.name), el("span", { class: "muted" }, t("command.units_total", { n: units.length }))),
     el("div", { class: "stats" },
       stat("available", inStatus("available"), t("command.available")),
@@ -253,6 +325,8 @@ function agencyCard(agency, allUnits, incidents) {
         engaged.map(([status, n]) => el("span", { class: "status", dataset: { status }, title: statusLabel(status) }, n))),
       stat("out_of_service", inStatus("out_of_service"), t("command.out_of_service")),
       stat("incidents", open, t("command.open_incidents"))));
+  card.style.borderTopColor = colour;  // the agency's own colour, as its units' outline on the map
+  return card;
 }
 
 function stat(key, count, caption, breakdown = []) {
