@@ -7,15 +7,16 @@ in a dispatcher's browser. The pages live outside ``/static`` so that no copy of
 without that policy.
 """
 
+import functools
 from pathlib import Path
+from string import Template
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC = Path(__file__).parent / "static"
 PAGE_DIR = Path(__file__).parent / "pages"
-PAGES = {"/": "dispatch.html", "/unit": "unit.html", "/command": "command.html"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                 "connect-src 'self'; media-src 'self' data:; object-src 'none'; "
@@ -26,17 +27,27 @@ SECURITY_HEADERS = {
 }
 
 router = APIRouter(include_in_schema=False)
+VIEWS = {"/": ("dispatch", "Dispatch"), "/unit": ("unit", "Unit terminal"), "/command": ("command", "Command")}
 
 
-def _page(name: str):
-    async def page() -> FileResponse:
-        return FileResponse(PAGE_DIR / name, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
-    page.__name__ = f"page_{name.removesuffix('.html')}"
+@functools.cache
+def render_page(view: str, title: str) -> str:
+    """One view's page: the shell every view shares (header, language switch, sign-in, link banner) around
+    the view's own ``<main>``, put together at its first request."""
+    shell = Template((PAGE_DIR / "shell.html").read_text(encoding="utf-8"))
+    main = (PAGE_DIR / f"{view}.main.html").read_text(encoding="utf-8")
+    return shell.substitute(view=view, title=title, main=main)
+
+
+def _page(view: str, title: str):
+    async def page() -> HTMLResponse:
+        return HTMLResponse(render_page(view, title), headers=SECURITY_HEADERS)
+    page.__name__ = f"page_{view}"
     return page
 
 
-for path, name in PAGES.items():
-    router.add_api_route(path, _page(name), methods=["GET", "HEAD"])
+for path, (view, title) in VIEWS.items():
+    router.add_api_route(path, _page(view, title), methods=["GET", "HEAD"])
 
 
 class StaticFilesNoSniff(StaticFiles):

@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -35,6 +35,7 @@ ARTIFACTS = Path(os.environ.get("CP_TEST_ARTIFACTS") or Path(__file__).parents[2
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required"]
 VIEWPORT = {"width": 1440, "height": 900}
+SCENARIO_S = 60.0  # the longest one browser scenario may take, start to end
 # Chromium logs every 4xx answer as a console error; a refusal the page shows in words is not a fault.
 REFUSED_REQUEST = "Failed to load resource: the server responded with a status of 4"
 
@@ -80,14 +81,32 @@ class ConsoleServer(Process):
                             trust_env=False)
 
 
-@pytest.fixture
-def server(tmp_path):
+@contextlib.contextmanager
+def console_server(workdir: Path, **extra_env: str) -> Iterator[ConsoleServer]:
+    """A server for browser tests (skipped without Chromium), stopped however the test ends."""
     need_chromium()
-    console = ConsoleServer(tmp_path).start()
+    console = ConsoleServer(workdir, **extra_env).start()
     try:
         yield console
     finally:
         console.stop()
+
+
+@pytest.fixture
+def server(tmp_path):
+    with console_server(tmp_path) as console:
+        yield console
+
+
+def run(scenario, limit: float = SCENARIO_S):
+    """Run an async scenario to its end, failing (not hanging) if it takes longer than ``limit``."""
+    async def bounded():
+        try:
+            async with asyncio.timeout(limit):
+                return await scenario
+        except TimeoutError:
+            raise AssertionError(f"the scenario did not finish within {limit:g} s") from None
+    return asyncio.run(bounded())
 
 
 @contextlib.asynccontextmanager
@@ -169,3 +188,20 @@ class Link:
 
     def restore(self) -> None:
         self.up.set()
+
+
+# -- the commander's scrubber ------------------------------------------------------------------
+async def scrub_to(page, epoch_s: int) -> None:
+    """Move the scrubber as a drag does (its value, then input and change events) and wait for that moment's picture."""
+    await page.eval_on_selector("#scrubber", """(scrubber, value) => {
+        scrubber.value = String(value);
+        scrubber.dispatchEvent(new Event("input", { bubbles: true }));
+        scrubber.dispatchEvent(new Event("change", { bubbles: true }));
+    }""", epoch_s)
+    await wait_shown(page, epoch_s)
+
+
+async def wait_shown(page, epoch_s: int) -> None:
+    await page.wait_for_function(
+        "s => { const at = document.querySelector('#moment').dataset.at; return Boolean(at) && Date.parse(at) === s * 1000; }",
+        arg=epoch_s)

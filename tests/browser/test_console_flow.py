@@ -7,7 +7,7 @@ import asyncio
 import math
 import time
 
-from .harness import chromium, new_page, screenshot, sign_in
+from .harness import chromium, new_page, run, screenshot, scrub_to, sign_in
 
 SCENARIO_S = 90
 SETTLE_S = 1.2  # between steps, so a moment on the scrubber (whole seconds) falls clearly on one side
@@ -74,22 +74,7 @@ def test_report_assign_acknowledge_and_replay_across_three_views(server):
             await screenshot(commander, "flow-command-after")
             for page in (dispatcher, crew, commander):
                 assert page.errors == []
-    asyncio.run(bounded(scenario(), SCENARIO_S))
+    run(scenario(), SCENARIO_S)
     # three browsers' sockets carried their tokens in the query string: none may be in the server's log
     log = server.log_path.read_text()
     assert "token=<redacted>" in log and "token=cp1." not in log
-
-
-async def scrub_to(page, epoch_s: int) -> None:
-    """Move the scrubber as a hand would: its value, then the input event it fires while dragged."""
-    await page.eval_on_selector("#scrubber", """(range, value) => {
-        range.value = String(value);
-        range.dispatchEvent(new Event("input", { bubbles: true }));
-        range.dispatchEvent(new Event("change", { bubbles: true }));
-    }""", epoch_s)
-    await page.wait_for_selector("#moment[data-at]")
-
-
-async def bounded(scenario, seconds: float) -> None:
-    async with asyncio.timeout(seconds):
-        await scenario

@@ -7,23 +7,20 @@ import json
 import re
 
 from .harness import (
-    ConsoleServer,
     Link,
     chromium,
-    need_chromium,
+    console_server,
     new_page,
+    run,
     screenshot,
     sign_in,
 )
 
-SCENARIO_S = 60
 
-
-def run(scenario) -> None:
-    async def bounded():
-        async with asyncio.timeout(SCENARIO_S):
-            await scenario
-    asyncio.run(bounded())
+async def open_incident(page, address: str) -> None:
+    """Select the incident at ``address`` in the queue and wait for its recommendation."""
+    await page.click(f".queue-item:has-text('{address}')")
+    await page.wait_for_selector("#assign-recommended:not([disabled])")
 
 
 async def report_by_keyboard(page, kind: str, address: str, lat: float, lon: float, priority: int | None = None) -> None:
@@ -105,8 +102,7 @@ def test_notes_cancel_and_close_go_to_the_server_and_back(server):
         async with chromium() as browser:
             page = await new_page(browser)
             await sign_in(page, server.url + "/", server.token("dispatcher", "bob"))
-            await page.click(".queue-item:has-text('9 Elm St')")
-            await page.wait_for_selector("#assign-recommended:not([disabled])")
+            await open_incident(page, "9 Elm St")
             await page.keyboard.press("a")
             medic = (await page.get_attribute("#incident-assignments tr", "data-unit"))
             await page.keyboard.press("/")
@@ -139,8 +135,7 @@ def test_a_refused_action_shows_the_servers_reason_and_changes_nothing(server):
             link = Link()
             await page.route_web_socket(re.compile(r"/v1/stream"), link.route)
             await sign_in(page, server.url + "/", server.token("dispatcher"))
-            await page.click(".queue-item:has-text('5 Oak St')")
-            await page.wait_for_selector("#assign-recommended:not([disabled])")
+            await open_incident(page, "5 Oak St")
             medic = await page.get_attribute(".pick input", "data-unit")
             link.holding = True  # this console falls behind: it has not yet heard what follows
             other = api.post("/v1/incidents", json={"type": "cardiac_arrest", "location": {"lat": 45.0, "lon": -93.0}}).json()
@@ -269,9 +264,6 @@ units = "units.csv"
 
 
 def test_names_from_an_imported_city_are_shown_as_text_on_the_map(tmp_path):
-    need_chromium()
-    city = ConsoleServer(tmp_path, CP_CITY=hostile_city(tmp_path)).start()
-
     async def scenario():
         async with chromium() as browser:
             page = await new_page(browser)
@@ -289,10 +281,8 @@ def test_names_from_an_imported_city_are_shown_as_text_on_the_map(tmp_path):
             assert HOSTILE_NAME in await page.text_content(".map-legend")
             assert await page.evaluate("document.body.dataset.owned") is None
             assert page.errors == []
-    try:
+    with console_server(tmp_path, CP_CITY=hostile_city(tmp_path)) as city:
         run(scenario())
-    finally:
-        city.stop()
 
 
 def test_shortcut_letters_typed_while_a_call_is_entered_do_nothing_and_escape_closes_the_form(server):
@@ -303,8 +293,7 @@ def test_shortcut_letters_typed_while_a_call_is_entered_do_nothing_and_escape_cl
         async with chromium() as browser:
             page = await new_page(browser)
             await sign_in(page, server.url + "/", server.token("dispatcher"))
-            await page.click(".queue-item:has-text('10 Selected Rd')")
-            await page.wait_for_selector("#assign-recommended:not([disabled])")
+            await open_incident(page, "10 Selected Rd")
             await page.keyboard.press("n")
             await page.select_option("#new-type", "fall")
             await page.click("#map", position={"x": 300, "y": 200})  # places the call; the focus is on the map
@@ -366,8 +355,7 @@ def test_an_agency_dispatcher_sends_its_own_units_and_sees_the_others_to_ask_for
         async with chromium() as browser:
             page = await new_page(browser)
             await sign_in(page, server.url + "/", server.token("dispatcher", "fd1", agency="demo-fd"))
-            await page.click(".queue-item:has-text('3 Shared St')")
-            await page.wait_for_selector("#assign-recommended:not([disabled])")
+            await open_incident(page, "3 Shared St")
             picks = await page.eval_on_selector_all(".pick input", "xs => xs.map(x => [x.dataset.unit, x.disabled])")
             recommended = api.get(f"/v1/incidents/{incident['id']}/recommendation").json()
             agency_of = {u["unit_id"]: u["agency_id"] for line in recommended["lines"] for u in line["units"]}
@@ -390,8 +378,7 @@ def test_a_double_press_sends_once_and_reports_no_false_failure(server):
         async with chromium() as browser:
             page = await new_page(browser)
             await sign_in(page, server.url + "/", server.token("dispatcher"))
-            await page.click(".queue-item:has-text('2 Twice Ave')")
-            await page.wait_for_selector("#assign-recommended:not([disabled])")
+            await open_incident(page, "2 Twice Ave")
             await page.keyboard.press("a")
             await page.keyboard.press("a")
             await page.wait_for_selector("#incident-assignments tr")

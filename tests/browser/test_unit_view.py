@@ -19,11 +19,11 @@ import time
 import pytest
 
 from .harness import (
-    ConsoleServer,
     Link,
     chromium,
-    need_chromium,
+    console_server,
     new_page,
+    run,
     screenshot,
     sign_in,
 )
@@ -47,22 +47,8 @@ Object.defineProperty(navigator, "vibrate", {
 @pytest.fixture
 def impatient_server(tmp_path):
     """A console server whose ack watchdog flags an unacknowledged assignment after one second."""
-    need_chromium()
-    console = ConsoleServer(tmp_path, CP_ACK_TIMEOUT_S="1").start()
-    try:
+    with console_server(tmp_path, CP_ACK_TIMEOUT_S="1") as console:
         yield console
-    finally:
-        console.stop()
-
-
-def run(scenario, limit: float = SCENARIO_S):
-    async def bounded():
-        try:
-            async with asyncio.timeout(limit):
-                return await scenario
-        except TimeoutError:
-            raise AssertionError(f"the scenario did not finish within {limit:g} s") from None
-    return asyncio.run(bounded())
 
 
 async def until(condition, what: str, timeout: float = 10.0, every: float = 0.1):
@@ -167,7 +153,7 @@ def test_a_new_assignment_alerts_the_crew_who_acknowledge_and_report_their_way_t
             assert not dispatcher.get(f"/v1/incidents/{incident['id']}").json()["assignments"][0]["active"]
             assert page.errors == []
 
-    run(scenario())
+    run(scenario(), SCENARIO_S)
 
 
 def test_a_chinese_browser_reads_the_terminal_in_chinese(server):  # noqa: F811
@@ -207,7 +193,7 @@ def test_a_chinese_browser_reads_the_terminal_in_chinese(server):  # noqa: F811
             assert await text(page, "#current-status") == "Dispatched"
             assert page.errors == []
 
-    run(scenario())
+    run(scenario(), SCENARIO_S)
 
 
 def test_a_button_pressed_on_a_screen_that_is_behind_shows_the_refusal_then_the_cancellation(server):  # noqa: F811
@@ -248,7 +234,7 @@ def test_a_button_pressed_on_a_screen_that_is_behind_shows_the_refusal_then_the_
             assert await page.is_hidden("#ended")
             assert page.errors == []
 
-    run(scenario())
+    run(scenario(), SCENARIO_S)
 
 
 def test_an_assignment_made_while_the_link_is_down_arrives_when_it_comes_back(server):  # noqa: F811
@@ -277,7 +263,7 @@ def test_an_assignment_made_while_the_link_is_down_arrives_when_it_comes_back(se
             assert await page.is_hidden("#link-banner")
             assert page.errors == []
 
-    run(scenario())
+    run(scenario(), SCENARIO_S)
 
 
 def test_an_assignment_left_unacknowledged_sounds_again_and_says_dispatch_is_waiting(impatient_server):
@@ -301,4 +287,4 @@ def test_an_assignment_left_unacknowledged_sounds_again_and_says_dispatch_is_wai
             assert await page.is_hidden("#flagged")
             assert page.errors == []
 
-    run(scenario())
+    run(scenario(), SCENARIO_S)
