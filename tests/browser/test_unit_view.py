@@ -288,3 +288,44 @@ def test_an_assignment_left_unacknowledged_sounds_again_and_says_dispatch_is_wai
             assert page.errors == []
 
     run(scenario(), SCENARIO_S)
+
+
+def test_the_terminals_gps_reports_where_the_unit_is_and_the_next_recommendation_counts_it(server):
+    """The device's fixes become the unit's position on the server (AVL); moving the vehicle moves it."""
+    dispatcher = server.api(server.token("dispatcher"))
+    home = dispatcher.get(f"/v1/units/{UNIT}").json()["home"]
+    parked = {"latitude": home["lat"] + 0.01, "longitude": home["lon"] + 0.01}  # about 1.4 km from its station
+
+    async def position_on_server(near: dict) -> dict:
+        async def arrived():
+            fix = dispatcher.get(f"/v1/units/{UNIT}").json()["position"]
+            return fix if fix and abs(fix["lat"] - near["latitude"]) < 1e-6 and abs(fix["lon"] - near["longitude"]) < 1e-6 else None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            found = await arrived()
+            if found:
+                return found
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"the server never had {UNIT} at {near}")
+
+    async def scenario():
+        async with chromium() as browser:
+            page = await new_page(browser, geolocation=parked, permissions=["geolocation"])
+            await sign_in(page, f"{server.url}/unit", server.token("unit", unit=UNIT))
+            await position_on_server(parked)
+            assert await page.is_hidden("#gps-off")
+            moved = {"latitude": parked["latitude"] + 0.002, "longitude": parked["longitude"]}  # 220 m north
+            await page.context.set_geolocation(moved)
+            await position_on_server(moved)
+            call = dispatcher.post("/v1/incidents", json={
+                "type": "structure_fire", "location": {"lat": moved["latitude"], "lon": moved["longitude"]}}).json()
+            engines = next(line["units"] for line in call["recommendation"]["lines"] if line["capability"] == "engine")
+            assert engines[0]["unit_id"] == UNIT and engines[0]["distance_m"] < 1, engines[0]  # where it is, not home
+            assert page.errors == []
+
+        async with chromium() as browser:  # a crew that refuses location is told dispatch cannot follow it
+            page = await new_page(browser)
+            await page.context.grant_permissions([])
+            await sign_in(page, f"{server.url}/unit", server.token("unit", unit=UNIT))
+            assert "Location is off" in await text(page, "#gps-off:not([hidden])")
+    run(scenario(), SCENARIO_S)

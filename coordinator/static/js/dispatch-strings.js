@@ -48,7 +48,7 @@ export const STRINGS = {
     "incident.already": "({n} already assigned)",
     "incident.short": "short by {n}",
     "incident.line_filled": "filled",
-    "incident.coverage": "Sending {units} leaves {district} without a {capability}",
+    "incident.coverage": "Sending {units} leaves {district} with no {capability} available",
     "incident.assign_n": "Assign {n} recommended",
     "incident.nothing_to_assign": "Nothing recommended to assign.",
     "incident.assigned": "Assigned {units}",

@@ -4,6 +4,7 @@
 // the truth: on every event of this unit the terminal asks for the unit and its incident again.
 
 import { newKey, Stream } from "./api.js";
+import { followPosition } from "./avl.js";
 import { onLangChange, register, t } from "./i18n.js";
 import { $, clockTime, el, elapsed, signIn, showLink, statusLabel, toast, typeLabel, unitTypeLabel } from "./ui.js";
 import { createMap, districtLayer, incidentIcon, legend, Markers, stationLayer, unitIcon, unitPlace } from "./map.js";
@@ -29,6 +30,7 @@ register({
     "unit.ended.incident_closed": "Incident closed by dispatch: assignment ended",
     "unit.ended.other": "Assignment ended ({reason})",
     "unit.no_unit": "This token names no unit; ask for a unit token.",
+    "unit.gps_off": "Location is off: dispatch sees this unit where it last reported.",
   },
   "zh-CN": {
     "unit.title": "车载终端",
@@ -50,6 +52,7 @@ register({
     "unit.ended.incident_closed": "调度已结案：任务结束",
     "unit.ended.other": "任务已结束（{reason}）",
     "unit.no_unit": "此令牌未指定单位；请申请单位令牌。",
+    "unit.gps_off": "定位已关闭：调度看到的是本单位最后上报的位置。",
   },
 });
 
@@ -444,6 +447,16 @@ async function main() {
     onStatus: showLink,
   }).start();
   window.commandpost = { stream: view.stream };
+  followPosition(view.stream, {
+    onFix: (fix) => {  // the crew sees itself move at once; the server has it too
+      if (!view.unit) return;
+      view.unit.position = fix;
+      renderMap();
+    },
+    onOff: () => {
+      $("#gps-off").hidden = false;
+    },
+  });
 
   setInterval(tick, 1000);
   setInterval(() => {
