@@ -93,7 +93,7 @@ async def text(page, selector: str) -> str:
     return (await page.text_content(selector) or "").strip()
 
 
-def test_a_new_assignment_alerts_the_crew_who_acknowledge_and_report_their_way_there(server):  # noqa: F811
+def test_a_new_assignment_alerts_the_crew_who_acknowledge_and_report_their_way_there(server):
     dispatcher = server.api(server.token("dispatcher"))
 
     async def scenario():
@@ -156,7 +156,7 @@ def test_a_new_assignment_alerts_the_crew_who_acknowledge_and_report_their_way_t
     run(scenario(), SCENARIO_S)
 
 
-def test_a_chinese_browser_reads_the_terminal_in_chinese(server):  # noqa: F811
+def test_a_chinese_browser_reads_the_terminal_in_chinese(server):
     dispatcher = server.api(server.token("dispatcher"))
     incident, _ = report_and_assign(dispatcher, "M1", "人民路 88 号", kind="cardiac_arrest", description="六十岁男性，无呼吸")
     noted = dispatcher.post(f"/v1/incidents/{incident['id']}/notes", json={"text": "患者在三楼，电梯可用"})
@@ -196,7 +196,7 @@ def test_a_chinese_browser_reads_the_terminal_in_chinese(server):  # noqa: F811
     run(scenario(), SCENARIO_S)
 
 
-def test_a_button_pressed_on_a_screen_that_is_behind_shows_the_refusal_then_the_cancellation(server):  # noqa: F811
+def test_a_button_pressed_on_a_screen_that_is_behind_shows_the_refusal_then_the_cancellation(server):
     dispatcher = server.api(server.token("dispatcher"))
 
     async def scenario():
@@ -237,7 +237,7 @@ def test_a_button_pressed_on_a_screen_that_is_behind_shows_the_refusal_then_the_
     run(scenario(), SCENARIO_S)
 
 
-def test_an_assignment_made_while_the_link_is_down_arrives_when_it_comes_back(server):  # noqa: F811
+def test_an_assignment_made_while_the_link_is_down_arrives_when_it_comes_back(server):
     dispatcher = server.api(server.token("dispatcher"))
 
     async def scenario():
