@@ -732,7 +732,8 @@ class Serve:
         self.port = F.free_port()
         self.dir = tempfile.mkdtemp(prefix=f"cp-bench-cluster-{name}-")
         self.log_path = Path(self.dir) / "serve.log"
-        full = {**os.environ, **env, "CP_PORT": str(self.port), "CP_HOST": HOST, "CP_DATA_DIR": self.dir,
+        full = {"CP_RATE_INTAKE_PER_MIN": "0", "CP_RATE_POSITION_PER_S": "0",  # load from few tokens: no limits
+                **os.environ, **env, "CP_PORT": str(self.port), "CP_HOST": HOST, "CP_DATA_DIR": self.dir,
                 "PYTHONPATH": CODE["dir"]}
         self.log_file = self.log_path.open("w")
         self.proc = subprocess.Popen([str(Path(sys.executable).parent / "commandpost"), "serve"], cwd=self.dir,

@@ -200,7 +200,8 @@ def serve_ours(args) -> None:
         what_if(args.server_what_if.split("+"))
     pauses = record_gc()
     try:
-        cli.main(["serve", "--host", HOST, "--port", str(args.port)], environ={"CP_DATA_DIR": args.data_dir})
+        cli.main(["serve", "--host", HOST, "--port", str(args.port)], environ={"CP_DATA_DIR": args.data_dir,
+                 "CP_RATE_INTAKE_PER_MIN": "0", "CP_RATE_POSITION_PER_S": "0"})  # the load comes from few tokens
     except KeyboardInterrupt:  # uvicorn shuts down gracefully on SIGINT, then re-raises it
         pass
     finally:

@@ -23,7 +23,19 @@ from .log import format_at, request_hash
 from .node import Node
 from .tracks import Fix
 
-router = APIRouter(prefix="/v1")
+ERRORS: dict[int | str, dict[str, Any]] = {  # documented on every route: each error is {"error", "message"}
+    status: {"model": schemas.ErrorOut, "description": description} for status, description in {
+        400: "The request cannot be parsed (a body that is not UTF-8 JSON)",
+        401: "No token, or a forged, malformed or expired one",
+        403: "Outside this token's scope",
+        404: "No such incident, unit or assignment",
+        409: "The state changed under the request (a unit taken, an incident closed); re-read and retry",
+        413: "The request body is too large",
+        422: "The request is invalid; the message says what to change",
+        429: "Too many requests; retry after Retry-After seconds",
+        503: "The event log cannot be reached; retry after Retry-After seconds",
+    }.items()}
+router = APIRouter(prefix="/v1", responses=ERRORS)
 MAX_SEQ = 2**63 - 1
 CLOCK_SKEW = timedelta(minutes=5)  # how far ahead a device's clock may run before we refuse its times
 
@@ -46,11 +58,23 @@ def principal_from(app, authorization: str | None, token: str | None = None) -> 
     if not token or not token.strip():
         raise Unauthorized("A token is needed: 'Authorization: Bearer <token>' (or ?token= on a websocket); "
                            "mint one with: commandpost token --role dispatcher")
-    return auth.verify(app.state.secret, token.strip(), int(app.state.clock().timestamp()))
+    p = auth.verify(app.state.secret, token.strip(), int(app.state.clock().timestamp()))
+    revoked_at = app.state.node.state.revoked.get(p.token_id) if p.token_id else None
+    if revoked_at is not None:
+        raise Unauthorized(f"This token was revoked at {revoked_at}; ask an administrator for a new one")
+    return p
 
 
 def get_principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> auth.Principal:
     return principal_from(request.app, authorization)
+
+
+def rate_limit(app, name: str, p: auth.Principal) -> None:
+    """Count a request against this token's ``name`` limit ("intake", "position"); RateLimited (429) if
+    it is spent. The limits are this node's (app.state.limits), on the app's clock."""
+    limit = app.state.limits.get(name)
+    if limit is not None:
+        limit.check(p.identity, app.state.clock().timestamp())
 
 
 def fix_from(body: schemas.PositionIn, now: datetime) -> Fix:
@@ -137,6 +161,7 @@ async def scope_view(node: Node, p: auth.Principal, records: list[Recorded]) -> 
 @router.post("/incidents", status_code=201, summary="Report an incident")
 async def report_incident(body: schemas.IncidentIn, request: Request, node: NodeDep, p: PrincipalDep,
                           clock: ClockDep, key: IdempotencyKey = None):
+    rate_limit(request.app, "intake", p)
     cmd = c.ReportIncident(
         incident_id=new_id(), incident_type=body.type, priority=body.priority,
         location=LatLon(body.location.lat, body.location.lon),
@@ -249,7 +274,9 @@ async def change_status(unit_id: str, body: schemas.StatusIn, request: Request, 
 
 
 @router.put("/units/{unit_id}/position", summary="AVL position report (telemetry, not hash-chained)")
-async def move(unit_id: str, body: schemas.PositionIn, node: NodeDep, p: PrincipalDep, clock: ClockDep):
+async def move(unit_id: str, body: schemas.PositionIn, request: Request, node: NodeDep, p: PrincipalDep,
+               clock: ClockDep):
+    rate_limit(request.app, "position", p)
     stored = await node.move(unit_id, fix_from(body, clock()), p)
     fix = node.tracks.latest[unit_id]
     return {"unit_id": unit_id, "position": fix.to_json(), "sampled": stored}
@@ -345,6 +372,7 @@ async def lifecycle(p: PrincipalDep):
 async def me(p: PrincipalDep):
     """The token's role, subject, agency and unit, and when it expires: a console signs in with this."""
     return {"role": p.role, "subject": p.subject, "agency": p.agency, "unit": p.unit, "actor": p.actor,
+            "token_id": p.token_id,
             "sees_everything": p.sees_everything,
             "expires_at": format_at(datetime.fromtimestamp(p.expires, timezone.utc)) if p.expires else None}
 
@@ -446,3 +474,26 @@ async def response_time_report(node: NodeDep, p: PrincipalDep, clock: ClockDep,
     found = [t.to_json() for t in response_times.response_times(records, start, end, units)
              if p.sees_everything or t.agency_id == p.agency]
     return {"from": format_at(start), "to": format_at(end), "agencies": found}
+
+
+# -- checkpoints --------------------------------------------------------------------------------------
+CHECKPOINT_MAX_LIMIT = 1000
+
+
+@router.get("/checkpoints", summary="Signed checkpoints of the log's head, with the public key that signed them")
+async def list_checkpoints(request: Request, node: NodeDep, p: PrincipalDep,
+                           after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
+                           limit: Annotated[int, Query(ge=1, le=CHECKPOINT_MAX_LIMIT)] = 100):
+    """Any valid token, a unit's too: a checkpoint carries a seq, a hash, a time and a signature, no
+    incident data. Save the answer; ``commandpost verify --checkpoint FILE`` checks the log against it."""
+    from .checkpoints import public_key_doc
+
+    found = await to_thread.run_sync(node.log.checkpoints, after_seq, limit)
+    return {"public_key": public_key_doc(request.app.state.checkpoint_signer.public_key), "checkpoints": found}
+
+
+@router.get("/checkpoints/public-key", summary="The public key checkpoints are signed with")
+async def checkpoint_public_key(request: Request, p: PrincipalDep):
+    from .checkpoints import public_key_doc
+
+    return public_key_doc(request.app.state.checkpoint_signer.public_key)

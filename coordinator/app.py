@@ -22,16 +22,19 @@ from agencies.city import City
 from agencies.demo import generate_demo_city
 from agencies.plans import load_plans
 
-from . import api, sockets, web
+from . import admin, api, sockets, web
 from .auth import Principal
 from .bus import make_bus
+from .checkpointing import keep_signing, sign_at_stop
+from .checkpoints import resolve_key
 from .commands import CommissionUnits
 from .dispatch import Fleet
-from .errors import STATUS, CommandpostError, Conflict
+from .errors import STATUS, CommandpostError, Conflict, RateLimited
 from .handlers import Catalog, Policy
 from .log import EventLog, make_engine, migrate
 from .metrics import Metrics
 from .node import Node
+from .ratelimit import Limit, whole_seconds
 from .realtime import Hub
 from .settings import Settings, resolve_secret
 from .tracks import Tracks
@@ -142,21 +145,36 @@ class BodyLimit:
         await _error(413, "too_large", f"The request body is larger than {self.max_bytes} bytes")(scope, receive, send)
 
 
-def _error(status: int, code: str, message: str, **extra) -> JSONResponse:
+def rate_limits(settings: Settings) -> dict[str, Limit]:
+    """Per-token limits on intake and positions, keyed by the token's identity. They live in this node's
+    memory: with several nodes behind a balancer each node limits on its own."""
+    limits = {}
+    if settings.rate_intake_per_min:
+        limits["intake"] = Limit("reports", settings.rate_intake_per_min, "minute", settings.rate_intake_burst)
+    if settings.rate_position_per_s:
+        limits["position"] = Limit("position reports", settings.rate_position_per_s, "second",
+                                   settings.rate_position_burst)
+    return limits
+
+
+def _error(status: int, code: str, message: str, retry_after_s: float | None = None, **extra) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {"Retry-After": "1"} if status == 503 else None
+    if status == 429:
+        headers = {"Retry-After": str(whole_seconds(retry_after_s or 1))}
     return JSONResponse({"error": code, "message": message, **extra}, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     async def domain(request: Request, exc: CommandpostError):
-        return _error(STATUS[type(exc)], exc.code, exc.message)
+        return _error(STATUS[type(exc)], exc.code, exc.message,
+                      exc.retry_after_s if isinstance(exc, RateLimited) else None)
 
     for cls in STATUS:
         app.add_exception_handler(cls, domain)
 
     @app.exception_handler(StarletteHTTPException)
     async def http(request: Request, exc: StarletteHTTPException):
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "error")
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "error")
         return _error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(RequestValidationError)
@@ -180,6 +198,7 @@ def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = N
     the projection) out of the collector's reach and collect the young generation less often. Full
     collections over the projection paused fan-out for 200 ms at a time (bench/fanout.py)."""
     secret = resolve_secret(settings)
+    signer = resolve_key(settings.checkpoint_key_file, secret)  # signs checkpoints of the head
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -197,6 +216,8 @@ def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = N
         tasks = [asyncio.create_task(_flush_telemetry(hub), name="commandpost-telemetry"),
                  asyncio.create_task(watch_acks(node, clock, settings.ack_timeout_s, 1.0, SYSTEM),
                                      name="commandpost-ack-watchdog")]
+        tasks.append(asyncio.create_task(keep_signing(node, signer, settings.checkpoint_every_s),
+                                         name="commandpost-checkpoints"))
         try:
             yield
         finally:
@@ -206,18 +227,22 @@ def create_app(settings: Settings, clock: Clock = utc_now, city: City | None = N
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await node.stop()
+            await sign_at_stop(node, signer)
             await node.bus.close()
             node.log.engine.dispose()
 
     app = FastAPI(title="commandpost", version="0.1.0", lifespan=lifespan,
                   description="Joint police, fire and EMS command centre: API contract v1")
     app.state.secret, app.state.clock, app.state.metrics = secret, clock, Metrics()
+    app.state.checkpoint_signer = signer
+    app.state.limits = rate_limits(settings)
     app.state.outlines = {}  # the city's districts for maps, per tolerance (api.districts)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for name in ("uvicorn.access", "uvicorn.error"):  # the same filter object is added once however many apps
         logging.getLogger(name).addFilter(REDACT_TOKENS)
     install_error_handlers(app)
     app.include_router(api.router)
+    app.include_router(admin.router)
     app.include_router(sockets.router)
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")

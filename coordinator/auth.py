@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 from dataclasses import dataclass
 
 from . import commands as c
@@ -27,6 +28,7 @@ class Principal:
     agency: str | None = None
     unit: str | None = None
     expires: int | None = None  # unix seconds, from the token
+    token_id: str | None = None  # the token's jti: what a revocation names
 
     @property
     def actor(self) -> str:
@@ -55,15 +57,16 @@ def _sign(secret: str, payload: str) -> str:
 
 
 def issue(secret: str, role: str, subject: str, now: int, ttl_s: int | None = None,
-          agency: str | None = None, unit: str | None = None) -> str:
+          agency: str | None = None, unit: str | None = None, token_id: str | None = None) -> str:
+    """A signed token. ``token_id`` (the ``jti`` claim, default a fresh random one) is what a revocation names."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
     if role == "unit" and not unit:
         raise ValueError("a unit token needs --unit")
     if not 0 < len(subject) <= MAX_SUBJECT:
         raise ValueError(f"a token's subject must be 1 to {MAX_SUBJECT} characters")
-    claims = {"role": role, "sub": subject, "iat": now}
-    if ttl_s:
+    claims = {"role": role, "sub": subject, "iat": now, "jti": token_id or secrets.token_hex(8)}
+    if ttl_s is not None:  # 0 is a token that has already expired, never one that does not
         claims["exp"] = now + ttl_s
     if agency:
         claims["agency"] = agency
@@ -88,10 +91,14 @@ def verify(secret: str, token: str, now: int) -> Principal:
         raise Unauthorized(f"The bearer token names an unknown role {role!r}")
     if not 0 < len(subject) <= MAX_SUBJECT:
         raise Unauthorized("The bearer token's subject is empty or too long")
+    expires = claims.get("exp")
+    if "exp" in claims and (isinstance(expires, bool) or not isinstance(expires, int)):
+        raise Unauthorized("The bearer token's claims cannot be read: its expiry is not a whole number")
     if "exp" in claims and now >= claims["exp"]:
         raise Unauthorized("The bearer token has expired; ask for a new one")
+    token_id = claims.get("jti")
     return Principal(role=role, subject=subject, agency=claims.get("agency"), unit=claims.get("unit"),
-                     expires=claims.get("exp"))
+                     expires=claims.get("exp"), token_id=token_id if isinstance(token_id, str) else None)
 
 
 def _unit_agency(state: State, unit_id: str) -> str | None:
@@ -111,6 +118,8 @@ def authorize(p: Principal, cmd: c.Command, state: State) -> None:
         return
     if isinstance(cmd, c.CommissionUnits):
         raise Forbidden("Only an administrator may put units in service")
+    if isinstance(cmd, (c.IssueToken, c.RevokeToken)):
+        raise Forbidden("Only an administrator may issue or revoke tokens")
     if isinstance(cmd, c.FlagUnacknowledged):
         raise Forbidden("Only the system's acknowledgement watchdog (an administrator) may flag an assignment "
                         "as unacknowledged")
@@ -179,9 +188,11 @@ def can_see_unit(p: Principal, state: State, unit_id: str) -> bool:
 
 def can_see(p: Principal, rec: Recorded, state: State) -> bool:
     """Whether ``p`` may see one recorded event (judged against current state)."""
+    kind, _, ident = rec.stream.partition("/")
+    if kind == "token":  # who holds which token is for those who run the centre
+        return p.role in ("admin", "commander")
     if p.sees_everything:
         return True
-    kind, _, ident = rec.stream.partition("/")
     if p.role == "unit":
         return rec.data.get("unit_id") == p.unit
     if kind == "unit":

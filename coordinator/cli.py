@@ -2,7 +2,9 @@
 
 import argparse
 import asyncio
+import math
 import os
+import secrets
 import sys
 import time
 
@@ -30,9 +32,15 @@ def _serve(settings: Settings, args) -> int:
 def _token(settings: Settings, args) -> int:
     from .auth import issue
 
-    ttl = int(args.ttl_hours * 3600) if args.ttl_hours else None
+    if not 1 / 60 <= args.ttl_hours <= 24 * 366:  # also refuses NaN
+        print("commandpost: --ttl-hours must be at least a minute (0.0167) and at most a year (8784)", file=sys.stderr)
+        return 2
     subject = args.subject or args.unit or args.role
-    print(issue(resolve_secret(settings), args.role, subject, int(time.time()), ttl, args.agency, args.unit))
+    token_id = secrets.token_hex(8)
+    print(issue(resolve_secret(settings), args.role, subject, int(time.time()), math.ceil(args.ttl_hours * 3600),
+                args.agency, args.unit, token_id))
+    print(f"commandpost: token id {token_id} (revoke with POST /v1/tokens/{token_id}/revoke?minted_offline=true), "
+          f"expires in {args.ttl_hours:g} h", file=sys.stderr)
     return 0
 
 
@@ -67,12 +75,71 @@ def _import(settings: Settings, args) -> int:
 def _verify(settings: Settings, args) -> int:
     from .log import EventLog, make_engine
 
+    if args.checkpoint is not None:
+        return _verify_checkpoints(settings, args)
     result = EventLog(make_engine(settings.log_url), time.time).verify()
     if result.ok:
         print(f"ok: {result.checked} events, chain intact up to seq {result.head_seq}")
         return 0
     print(f"BROKEN at seq {result.first_broken_seq}: {result.reason}", file=sys.stderr)
     return 1
+
+
+def _verify_checkpoints(settings: Settings, args) -> int:
+    """Offline, against the database: each checkpoint of FILE signed by the key (--public-key, else the one
+    the file embeds), the log reaching its seq with exactly its hash there, and the chain up to it intact."""
+    import json
+
+    import sqlalchemy as sa
+
+    from . import checkpoints as cps
+    from .errors import Unavailable
+    from .log import EventLog, make_engine
+
+    def read(path: str, what: str) -> bytes:
+        try:
+            return open(path, "rb").read()
+        except OSError as err:
+            raise ValueError(f"cannot read {what} {path!r}: {err.strerror}") from None
+
+    try:
+        doc = json.loads(read(args.checkpoint, "the checkpoint file"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{args.checkpoint!r} is not JSON ({err}); save the answer of GET /v1/checkpoints") from None
+    found, _ = cps.parse(doc)
+    if not found:
+        raise ValueError(f"{args.checkpoint!r} holds no checkpoints to check")
+    if args.public_key is None:  # a key inside the file proves nothing: a forger signs with a key of his own
+        raise ValueError("pass --public-key PEM_FILE: the key the checkpoints were published with, as you keep "
+                         "it apart from them (GET /v1/checkpoints/public-key, saved when you first trusted it)")
+    public_key = cps.load_public_key(read(args.public_key, "the public key"))
+    if settings.embedded:
+        path = settings.log_url.split("///", 1)[-1]
+        if not os.path.exists(path):
+            raise ValueError(f"there is no log at {path} (set CP_DATA_DIR or CP_DATABASE_URL)")
+    engine = make_engine(settings.log_url)
+    try:
+        log = EventLog(engine, time.time)
+        chain = log.verify()
+        outcome = cps.check(
+            found, public_key, log.head(), log.hash_at,
+            lambda seq: (chain.first_broken_seq, chain.reason)
+            if not chain.ok and chain.first_broken_seq is not None and chain.first_broken_seq <= seq else None)
+    except (sa.exc.SQLAlchemyError, Unavailable) as err:
+        reason = str(getattr(err, "orig", None) or getattr(err, "message", None) or err).strip().splitlines()[0]
+        print(f"commandpost: cannot read the log: {reason}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    if not outcome.ok:
+        print(f"BROKEN: {outcome.reason}", file=sys.stderr)
+        return 1
+    print(f"ok: {outcome.held} checkpoints hold (up to seq {max(cp['seq'] for cp in found)}, "
+          f"key {cps.key_id(public_key)})")
+    if not chain.ok:  # after the last checkpoint: the chain check still names it
+        print(f"BROKEN at seq {chain.first_broken_seq}: {chain.reason} (after the last checkpoint)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _migrate(settings: Settings, args) -> int:
@@ -113,10 +180,14 @@ def main(argv: list[str] | None = None, environ=None) -> int:
     token.add_argument("--agency", help="limit the token to one agency")
     token.add_argument("--unit", help="the unit a unit token speaks for")
     token.add_argument("--subject", help="who holds it (default: the role or unit)")
-    token.add_argument("--ttl-hours", type=float, help="expiry (default: none)")
+    token.add_argument("--ttl-hours", type=float, default=12.0, help="expiry in hours (default 12: a shift)")
     imp = sub.add_parser("import", help="load a real city from a TOML manifest into a fresh database")
     imp.add_argument("manifest")
-    sub.add_parser("verify", help="check the event log's hash chain end to end")
+    ver = sub.add_parser("verify", help="check the event log's hash chain end to end (and signed checkpoints)")
+    ver.add_argument("--checkpoint", metavar="FILE",
+                     help="a saved answer of GET /v1/checkpoints (or one checkpoint): check the log against it")
+    ver.add_argument("--public-key", metavar="PEM_FILE",
+                     help="the Ed25519 public key you pinned (GET /v1/checkpoints/public-key); needed with --checkpoint")
     sub.add_parser("migrate", help="bring the database to the latest schema (run once before the nodes start)")
     args = parser.parse_args(argv)
     try:

@@ -71,7 +71,26 @@ class CloseIncident:
     disposition: str | None = None
 
 
+
+
+@dataclass(frozen=True)
+class IssueToken:
+    token_id: str
+    role: str
+    subject: str
+    agency: str | None
+    unit: str | None
+    expires_at: str | None
+
+
+@dataclass(frozen=True)
+class RevokeToken:
+    token_id: str
+    reason: str | None = None
+    minted_offline: bool = False  # the token came from `commandpost token`, so the log never saw it issued
+
+
 Command = (
     CommissionUnits | ReportIncident | AddNote | AssignUnits | CancelAssignment
-    | AckAssignment | FlagUnacknowledged | ChangeUnitStatus | CloseIncident
+    | AckAssignment | FlagUnacknowledged | ChangeUnitStatus | CloseIncident | IssueToken | RevokeToken
 )

@@ -6,6 +6,7 @@
     ├── Forbidden             403  the token's scope does not allow it
     ├── NotFound              404  incident / unit / assignment
     ├── Conflict              409  expected stream version changed, unit no longer available
+    ├── RateLimited           429  a token sent more than its rate limit allows (``retry_after_s``)
     └── Unavailable           503  the event log cannot be reached
 
 The installer that maps these to responses lives in ``app.py`` so that this module,
@@ -41,6 +42,14 @@ class Conflict(CommandpostError):
     code = "conflict"
 
 
+class RateLimited(CommandpostError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class Unavailable(CommandpostError):
     code = "unavailable"
 
@@ -51,5 +60,6 @@ STATUS: dict[type[CommandpostError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    RateLimited: 429,
     Unavailable: 503,
 }

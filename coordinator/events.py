@@ -18,7 +18,7 @@ GENESIS_HASH = "0" * 64
 class Event(abc.ABC):
     @abc.abstractmethod
     def stream(self) -> str:
-        """The stream this event belongs to: ``incident/<id>`` or ``unit/<id>``."""
+        """The stream this event belongs to: ``incident/<id>``, ``unit/<id>`` or ``token/<id>``."""
 
 
 class IncidentEvent(Event):
@@ -133,10 +133,37 @@ class IncidentClosed(IncidentEvent):
     disposition: str | None = None
 
 
+class TokenEvent(Event):
+    """An event of one token's stream: who may act is part of the record too."""
+
+    token_id: str
+
+    def stream(self) -> str:
+        return f"token/{self.token_id}"
+
+
+@dataclass(frozen=True)
+class TokenIssued(TokenEvent):
+    """An administrator issued a token (the token itself, a secret, is not recorded)."""
+    token_id: str
+    role: str
+    subject: str
+    agency: str | None = None
+    unit: str | None = None
+    expires_at: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenRevoked(TokenEvent):
+    """From now on the token is refused on every path and socket, whoever issued it."""
+    token_id: str
+    reason: str | None = None
+
+
 REGISTRY: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (UnitCommissioned, IncidentReported, RecommendationMade, NoteAdded, UnitAssigned, AssignmentAcknowledged,
-                AssignmentUnacknowledged, AssignmentEnded, UnitStatusChanged, IncidentClosed)
+                AssignmentUnacknowledged, AssignmentEnded, UnitStatusChanged, IncidentClosed, TokenIssued, TokenRevoked)
 }
 
 

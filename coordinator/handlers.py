@@ -257,6 +257,24 @@ def close_incident(state: State, cmd: c.CloseIncident, catalog: Catalog) -> Deci
     return Decision(tuple(found), _expect(state, *streams))
 
 
+def issue_token(state: State, cmd: c.IssueToken, catalog: Catalog) -> Decision:
+    event = e.TokenIssued(token_id=cmd.token_id, role=cmd.role, subject=cmd.subject, agency=cmd.agency,
+                          unit=cmd.unit, expires_at=cmd.expires_at)
+    return Decision((event,), {event.stream(): 0})  # a token id is issued once
+
+
+def revoke_token(state: State, cmd: c.RevokeToken, catalog: Catalog) -> Decision:
+    """A token the API issued, by its id; one minted by ``commandpost token`` (which the log never saw) only
+    when the request says so, so that a mistyped id is a 404, not a revocation that revokes nothing."""
+    if cmd.token_id in state.revoked:
+        raise Conflict(f"Token {cmd.token_id} was already revoked at {state.revoked[cmd.token_id]}")
+    if cmd.token_id not in state.issued and not cmd.minted_offline:
+        raise NotFound(f"No token {cmd.token_id} was issued through the API; for one minted by "
+                       f"'commandpost token' (its id is printed there), add ?minted_offline=true")
+    event = e.TokenRevoked(token_id=cmd.token_id, reason=cmd.reason)
+    return Decision((event,), _expect(state, event.stream()))
+
+
 HANDLERS: dict[type, Callable[[State, object, Catalog], Decision]] = {
     c.CommissionUnits: commission_units,
     c.ReportIncident: report_incident,
@@ -267,6 +285,8 @@ HANDLERS: dict[type, Callable[[State, object, Catalog], Decision]] = {
     c.FlagUnacknowledged: flag_unacknowledged,
     c.ChangeUnitStatus: change_unit_status,
     c.CloseIncident: close_incident,
+    c.IssueToken: issue_token,
+    c.RevokeToken: revoke_token,
 }
 
 

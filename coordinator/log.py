@@ -82,6 +82,14 @@ city_table = sa.Table(
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
     sa.Column("doc", sa.Text(), nullable=False),
 )
+checkpoints_table = sa.Table(  # signed heads (coordinator/checkpoints.py); append-only, one per seq
+    "checkpoints", metadata,
+    sa.Column("seq", SeqType, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("at", sa.String(32), nullable=False),  # the text that was signed
+    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("signature", sa.String(128), nullable=False),
+)
 
 
 # Statements built once: building Core statements per append cost about a tenth of its time.
@@ -401,13 +409,15 @@ class EventLog:
                 for seq, eid, kind, at, stream, version, actor, data, prev, digest in result]
 
     def _read(self, conn, after: int, until_seq: int | None = None, limit: int | None = None,
-              types: tuple[str, ...] = ()) -> list[ev.Recorded]:
+              types: tuple[str, ...] = (), actor: str | None = None) -> list[ev.Recorded]:
         c = events_table.c
         query = sa.select(*self._columns()).where(c.seq > after).order_by(c.seq)
         if until_seq is not None:
             query = query.where(c.seq <= until_seq)
         if types:
             query = query.where(c.type.in_(types))
+        if actor is not None:
+            query = query.where(c.actor == actor)
         if limit is not None:
             query = query.limit(limit)
         return self._records(conn.execute(query))
@@ -420,10 +430,12 @@ class EventLog:
             raise unreachable("The event log", err) from None
 
     def read(self, after: int = 0, limit: int | None = None, until_seq: int | None = None,
-             types: tuple[str, ...] = ()) -> list[ev.Recorded]:
-        """Events after ``after`` (up to ``until_seq``), of ``types`` only if given: a report that needs the
-        few small events of a day need not fetch and decode its recommendations (kilobytes each)."""
-        return self._reading(lambda conn: self._read(conn, after, until_seq=until_seq, limit=limit, types=types))
+             types: tuple[str, ...] = (), actor: str | None = None) -> list[ev.Recorded]:
+        """Events after ``after`` (up to ``until_seq``), of ``types`` and by ``actor`` only if given: a report
+        that needs the few small events of a day need not fetch and decode its recommendations (kilobytes
+        each), and an audit of one person need not read everybody's."""
+        return self._reading(lambda conn: self._read(conn, after, until_seq=until_seq, limit=limit, types=types,
+                                                     actor=actor))
 
     def seq_at(self, at: datetime) -> int:
         """The last seq committed at or before ``at`` (``at`` never decreases along seq), by the time index.
@@ -443,6 +455,8 @@ class EventLog:
 
     def incident_timeline(self, incident_id: str) -> list[ev.Recorded]:
         """Every event of an incident: its own stream plus the unit status changes made for it."""
+        if "\x00" in incident_id:  # no stored id holds NUL, and PostgreSQL refuses to compare text with one
+            return []
         query = sa.select(*self._columns()).where(events_table.c.incident_id == incident_id).order_by(events_table.c.seq)
         return self._reading(lambda conn: self._records(conn.execute(query)))
 
@@ -499,6 +513,34 @@ class EventLog:
             if stored is None:
                 conn.execute(city_table.insert().values(id=1, doc=doc_json))
             return stored or doc_json
+
+    # -- signed checkpoints (coordinator/checkpoints.py) --------------------------------------------
+    def save_checkpoint(self, checkpoint: Mapping[str, Any]) -> bool:
+        """Keep a signed checkpoint; False if one for its seq is kept already (another node signed it)."""
+        row = {name: checkpoint[name] for name in ("seq", "hash", "at", "key_id", "signature")}
+        try:
+            with self._writer() as conn, conn.begin():
+                if conn.execute(sa.select(checkpoints_table.c.seq).where(checkpoints_table.c.seq == row["seq"])).first():
+                    return False
+                conn.execute(checkpoints_table.insert().values(**row))
+            return True
+        except sa.exc.IntegrityError:
+            return False
+
+    def checkpoints(self, after_seq: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        c = checkpoints_table.c
+        query = sa.select(c.seq, c.hash, c.at, c.key_id, c.signature).where(c.seq > after_seq).order_by(c.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        return self._reading(lambda conn: [dict(row._mapping) for row in conn.execute(query)])
+
+    def last_checkpoint_seq(self) -> int:
+        query = sa.select(sa.func.coalesce(sa.func.max(checkpoints_table.c.seq), 0))
+        return self._reading(lambda conn: conn.execute(query).scalar_one())
+
+    def hash_at(self, seq: int) -> str | None:
+        query = sa.select(events_table.c.hash).where(events_table.c.seq == seq)
+        return self._reading(lambda conn: conn.execute(query).scalar())
 
 
 def migrate(engine: Engine) -> None:

@@ -319,8 +319,8 @@ class Node:
 
     # -- reads (the log and tracks, in a worker thread) ---------------------------------------------
     async def read(self, after: int, limit: int, until_seq: int | None = None,
-                   types: tuple[str, ...] = ()) -> list[Recorded]:
-        return await to_thread.run_sync(self.log.read, after, limit, until_seq, types)
+                   types: tuple[str, ...] = (), actor: str | None = None) -> list[Recorded]:
+        return await to_thread.run_sync(self.log.read, after, limit, until_seq, types, actor)
 
     async def window(self, frm: datetime, to: datetime) -> tuple[int, int]:
         """The seqs just before ``frm`` and at ``to``: a time window as a seq range, by the time index."""

@@ -18,8 +18,8 @@ def _no_nul(value: str) -> str:
 
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_no_nul)]
-Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, description="WGS 84 degrees")]
-Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, description="WGS 84 degrees")]
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False, strict=True, description="WGS 84 degrees")]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False, strict=True, description="WGS 84 degrees")]
 
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -83,8 +83,9 @@ class StatusIn(Strict):
 class PositionIn(Strict):
     lat: Latitude
     lon: Longitude
-    heading: float | None = Field(default=None, ge=0, lt=360, allow_inf_nan=False)
-    speed: float | None = Field(default=None, ge=0, le=150, allow_inf_nan=False, description="metres per second")
+    heading: float | None = Field(default=None, ge=0, lt=360, allow_inf_nan=False, strict=True)
+    speed: float | None = Field(default=None, ge=0, le=150, allow_inf_nan=False, strict=True,
+                                description="metres per second")
     at: Instant | None = Field(default=None, description="fix time; default now")
 
 
@@ -126,3 +127,10 @@ def event_view(p: Principal, rec: Recorded, state: st.State) -> dict[str, Any]:
     doc["data"] = {**rec.data, "inputs": {**rec.data["inputs"], "units": units}}
     doc["redacted"] = ["data.inputs.units"]
     return doc
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: a machine code and a message for a person (a 422 from validation adds ``detail``)."""
+    error: str = Field(examples=["invalid"])
+    message: str = Field(examples=["location.lat: Input should be less than or equal to 90"])
+    detail: list[dict[str, Any]] | None = None

@@ -31,6 +31,18 @@ class Settings:
     ack_timeout_s: float = 30.0
     socket_queue: int = 1000
     telemetry_interval_s: float = 1.0
+    checkpoint_key_file: Path | None = None  # Ed25519 PEM (PKCS8); else generated in the data dir
+    checkpoint_every_s: float = 60.0  # sign the head this often when it moved
+    # Per-token rate limits (0 turns one off). They stop a runaway script or a stuck retry loop flooding the
+    # log, far above what people do: a call-taker files a report every minute or two, and even a console
+    # keying in a mass-casualty or storm backlog stays well under 120 a minute, 30 at once. A computer-aided
+    # dispatch link or an alarm-company feed sharing one token may need more: raise CP_RATE_INTAKE_PER_MIN.
+    # AVL terminals report every 1 to 15 s; 2 a second per token, 10 at once, lets a terminal send what
+    # it buffered in a short dead spot without letting a broken one write a fix every millisecond.
+    rate_intake_per_min: int = 120
+    rate_intake_burst: int = 30
+    rate_position_per_s: float = 2.0
+    rate_position_burst: int = 10
 
     @property
     def log_url(self) -> str:
@@ -81,6 +93,17 @@ def from_env(environ: Mapping[str, str]) -> Settings:
         socket_queue=bounded("SOCKET_QUEUE", int, defaults.socket_queue, 200, 100_000, "a whole number"),
         telemetry_interval_s=bounded("TELEMETRY_INTERVAL_S", float, defaults.telemetry_interval_s, 0.05, 60,
                                      "a number of seconds"),
+        checkpoint_key_file=Path(get("CHECKPOINT_KEY_FILE")) if get("CHECKPOINT_KEY_FILE") else None,
+        checkpoint_every_s=bounded("CHECKPOINT_EVERY_S", float, defaults.checkpoint_every_s, 0.05, 86_400,
+                                   "a number of seconds"),
+        rate_intake_per_min=bounded("RATE_INTAKE_PER_MIN", int, defaults.rate_intake_per_min, 0, 1_000_000,
+                                    "a whole number of reports a minute"),
+        rate_intake_burst=bounded("RATE_INTAKE_BURST", int, defaults.rate_intake_burst, 1, 1_000_000,
+                                  "a whole number of reports"),
+        rate_position_per_s=bounded("RATE_POSITION_PER_S", float, defaults.rate_position_per_s, 0, 1000,
+                                    "a number of positions a second"),
+        rate_position_burst=bounded("RATE_POSITION_BURST", int, defaults.rate_position_burst, 1, 100_000,
+                                    "a whole number of positions"),
     )
 
 

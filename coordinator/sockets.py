@@ -22,11 +22,10 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-
 from . import auth, replay, schemas
 from . import commands as c
-from .api import MAX_SEQ, fix_from, parse_time, principal_from, scope_view
-from .errors import CommandpostError, Invalid, STATUS
+from .api import MAX_SEQ, fix_from, parse_time, principal_from, rate_limit, scope_view
+from .errors import STATUS, CommandpostError, Invalid, RateLimited, Unauthorized
 from .events import Recorded
 from .log import format_at
 from .realtime import OVERFLOW, RESYNC, Pushed, Telemetry
@@ -52,6 +51,16 @@ def _principal(ws: WebSocket) -> auth.Principal:
         return principal_from(ws.app, ws.headers.get("authorization"), ws.query_params.get("token"))
     except CommandpostError as err:
         raise Refused(4401, err.message) from None
+
+
+def _token_ended(ws: WebSocket, p: auth.Principal) -> str | None:
+    """Why an open socket's token no longer holds (revoked, expired), or None."""
+    revoked_at = ws.app.state.node.state.revoked.get(p.token_id) if p.token_id else None
+    if revoked_at is not None:
+        return f"token revoked at {revoked_at}"
+    if p.expires is not None and ws.app.state.clock().timestamp() >= p.expires:
+        return "token expired; sign in again"
+    return None
 
 
 async def _after(ws: WebSocket) -> int:
@@ -120,6 +129,11 @@ async def _stream(ws: WebSocket, p: auth.Principal, after: int, admits, sees_uni
             if item is OVERFLOW:
                 async with asyncio.timeout(SEND_TIMEOUT_S):
                     await ws.close(RESYNC, f"resync after={last}")
+                return
+            ended = _token_ended(ws, p)
+            if ended:  # revoked or expired since the socket opened: nothing more goes out on it
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    await ws.close(4401, ended)
                 return
             if isinstance(item, Telemetry):
                 await _send(ws, item.text)
@@ -212,7 +226,13 @@ async def _answer(ws: WebSocket, p: auth.Principal, unit_id: str, message: dict)
         if ident is not None and not isinstance(ident, (str, int)):
             ident, bad = None, ident
             raise Invalid(f"id must be a string or a number, got {type(bad).__name__}")
+        ended = _token_ended(ws, p)
+        if ended:
+            raise Unauthorized(f"This socket's {ended}")
         return {"type": "reply", "id": ident, **await _act(ws, p, unit_id, body)}
+    except RateLimited as err:  # the socket stays open: the unit sends again after retry_after_s
+        return {"type": "error", "id": ident, "error": err.code, "status": 429, "message": err.message,
+                "retry_after_s": round(err.retry_after_s, 6)}
     except CommandpostError as err:
         return {"type": "error", "id": ident, "error": err.code, "status": STATUS[type(err)], "message": err.message}
     except ValidationError as err:
@@ -237,6 +257,7 @@ async def _act(ws: WebSocket, p: auth.Principal, unit_id: str, body: dict) -> di
         await node.handle(c.ChangeUnitStatus(unit_id, status.status), p)
         return {"status": node.state.units[unit_id].status}
     if kind == "position":
+        rate_limit(ws.app, "position", p)
         position = schemas.PositionIn.model_validate({k: v for k, v in body.items() if k not in ("type", "id")})
         stored = await node.move(unit_id, fix_from(position, clock()), p)
         return {"sampled": stored}
@@ -279,6 +300,10 @@ async def replay_window(ws: WebSocket) -> None:
                 due += step.delay_s
                 if due > loop.time():
                     await asyncio.sleep(due - loop.time())
+                ended = _token_ended(ws, p)
+                if ended:  # a replay runs for as long as its speed makes it: the token is asked again each time
+                    await ws.close(4401, ended)
+                    return
                 if step.skipped_s:
                     await _send(ws, json.dumps({"type": "replay_skipped", "seconds": round(step.skipped_s, 3)},
                                                allow_nan=False))

@@ -82,6 +82,8 @@ class State:
     assignments: dict[str, Assignment] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
     expiries: deque[tuple[str, str]] = field(default_factory=deque)  # (drop at, incident id), in close order
+    revoked: dict[str, str] = field(default_factory=dict)  # token id -> when it was revoked
+    issued: dict[str, str | None] = field(default_factory=dict)  # token id -> expiry, for tokens issued by the API
     # Derived, never stored: open incident ids by cell (band of latitude, then of longitude), so a report's
     # duplicate check reads the few open incidents near it instead of every incident of the last day.
     open_cells: dict[int, dict[int, set[str]]] = field(default_factory=dict, compare=False, repr=False)
@@ -212,6 +214,15 @@ def _expire(state: State, now: str) -> None:
             state.assignments.pop(assignment_id, None)
 
 
+def _token_issued(state: State, rec: Recorded, d: dict[str, Any]) -> None:
+    """Known, so that a revocation names a token that exists; valid by its signature until it expires."""
+    state.issued[d["token_id"]] = d.get("expires_at")
+
+
+def _token_revoked(state: State, rec: Recorded, d: dict[str, Any]) -> None:
+    state.revoked[d["token_id"]] = rec.at
+
+
 APPLY: dict[str, Callable[[State, Recorded, dict[str, Any]], None]] = {
     "UnitCommissioned": _unit_commissioned,
     "IncidentReported": _incident_reported,
@@ -223,6 +234,8 @@ APPLY: dict[str, Callable[[State, Recorded, dict[str, Any]], None]] = {
     "AssignmentEnded": _assignment_ended,
     "UnitStatusChanged": _unit_status_changed,
     "IncidentClosed": _incident_closed,
+    "TokenIssued": _token_issued,
+    "TokenRevoked": _token_revoked,
 }
 
 
@@ -267,6 +280,8 @@ def to_doc(state: State) -> dict[str, Any]:
         "units": {k: dict(vars(v)) for k, v in state.units.items()},
         "assignments": {k: dict(vars(v)) for k, v in state.assignments.items()},
         "expiries": [list(e) for e in state.expiries],
+        "revoked": dict(state.revoked),
+        "issued": dict(state.issued),
     }
 
 
@@ -282,6 +297,8 @@ def from_doc(doc: dict[str, Any]) -> State:
         units={k: Unit(**v) for k, v in doc["units"].items()},
         assignments={k: Assignment(**v) for k, v in doc["assignments"].items()},
         expiries=deque(tuple(e) for e in doc.get("expiries", ())),
+        revoked=dict(doc.get("revoked", {})),
+        issued=dict(doc.get("issued", {})),
     )
     for incident in state.incidents.values():
         if incident.status == "open":

@@ -4,11 +4,13 @@ Takes already-parsed documents (dicts); reading files is the caller's job.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 import shapely
 from shapely.geometry import GeometryCollection, MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
+from shapely.validation import explain_validity
 
 from geo.coords import LatLon
 from geo.districts import District
@@ -36,6 +38,7 @@ def _area(geometry: Mapping, where: str) -> BaseGeometry:
     """A shapely (Multi)Polygon from a GeoJSON geometry in lon/lat degrees, unrepaired."""
     if geometry.get("type") not in ("Polygon", "MultiPolygon"):
         raise ValueError(f"{where} must be a Polygon or MultiPolygon, got {geometry.get('type')!r}")
+    _check_numbers(geometry.get("coordinates"), where)
     try:
         geom = shape(geometry)
     except Exception as exc:  # shapely raises several types for malformed coordinates
@@ -44,6 +47,40 @@ def _area(geometry: Mapping, where: str) -> BaseGeometry:
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         raise ValueError(f"{where} has coordinates outside WGS 84 longitude/latitude degrees")
     return geom
+
+
+def _check_numbers(coordinates: object, where: str) -> None:
+    """Every coordinate a finite number: GEOS fails on NaN with its own exception, and JSON's true/false
+    would pass as 1 and 0."""
+    stack = [coordinates] if isinstance(coordinates, (list, tuple)) else []
+    while stack:
+        value = stack.pop()
+        if isinstance(value, (list, tuple)):
+            stack.extend(value)
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where} has a coordinate that is not a number: {value!r}")
+        elif not math.isfinite(value):
+            raise ValueError(f"{where} has a coordinate that is not a finite number: {value!r}")
+
+
+MAX_REPAIR = 1e-6  # relative area change: real outlines touching themselves change ~1e-15; a bow-tie 100 %
+
+
+def _checked_district(geom: BaseGeometry, where: str) -> BaseGeometry:
+    """A district's area as imported: repaired when it merely touches itself, refused when repair would
+    change what it covers (a bow-tie) or when it spans more than half the globe (an outline crossing the
+    antimeridian, which GeoJSON wants split at +/-180 degrees; read planar it covers everything else)."""
+    if not geom.is_empty:
+        for part in shapely.get_parts(geom):
+            minx, _, maxx, _ = part.bounds
+            if maxx - minx > 180:
+                raise ValueError(f"{where} spans {maxx - minx:g} degrees of longitude; an outline crossing the "
+                                 f"antimeridian must be split into parts on either side of it (RFC 7946 3.1.9)")
+    repaired = _polygonal(geom)
+    if not geom.is_valid and abs(repaired.area - geom.area) > MAX_REPAIR * max(repaired.area, geom.area):
+        raise ValueError(f"{where} crosses itself ({explain_validity(geom)}): repair would change its area from "
+                         f"{geom.area:.6g} to {repaired.area:.6g} square degrees; fix its outline")
+    return repaired
 
 
 def _polygonal(geom: BaseGeometry) -> BaseGeometry:
@@ -67,8 +104,8 @@ def read_districts(
         if properties.get(id_property) in (None, ""):
             raise ValueError(f"feature {i} has no {id_property!r} property to use as district id")
         district_id = str(properties[id_property])
-        geom = _area(geometry, f"feature {i} (district {district_id!r})")
-        parts.setdefault(district_id, []).append(_polygonal(geom))
+        where = f"feature {i} (district {district_id!r})"
+        parts.setdefault(district_id, []).append(_checked_district(_area(geometry, where), where))
         name = properties.get(name_property) if name_property else None
         names.setdefault(district_id, district_id if name in (None, "") else str(name))
 

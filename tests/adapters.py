@@ -34,3 +34,4 @@ def empty(engine) -> None:
               LOOP EXECUTE format('DROP TABLE public.%I CASCADE', t.tablename); END LOOP;
             END $$"""))
         conn.execute(sa.text("DROP FUNCTION IF EXISTS events_append_only() CASCADE"))
+        conn.execute(sa.text("DROP FUNCTION IF EXISTS checkpoints_append_only() CASCADE"))

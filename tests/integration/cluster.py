@@ -135,6 +135,8 @@ class Node(Process):
         env = {k: v for k, v in os.environ.items() if not k.startswith("CP_")}
         env.update(CP_DATABASE_URL=db_url, CP_REDIS_URL=redis_url, CP_REDIS_PREFIX=redis_prefix, CP_SECRET=SECRET,
                    CP_PORT=str(self.port), CP_HOST="127.0.0.1", CP_DATA_DIR=str(data_dir), CP_POLL_INTERVAL_S="1",
+                   # the fault scenarios post a thousand reports and stream positions through one token
+                   CP_RATE_INTAKE_PER_MIN="0", CP_RATE_POSITION_PER_S="0",
                    **(extra_env or {}))
         super().__init__(name, [str(COMMANDPOST), "serve"], workdir / f"{name}.log", env)
         self.url = f"http://127.0.0.1:{self.port}"

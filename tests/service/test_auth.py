@@ -130,7 +130,10 @@ def test_an_agency_console_still_reads_the_history_of_its_incidents_after_they_l
 
 def test_tokens_with_odd_bytes_or_oversized_subjects_are_401_not_500(client, settings, clock):
     assert client.get("/v1/incidents", headers={"Authorization": "Bearer cp1.abc.\u00e9".encode()}).status_code == 401
-    import base64, hashlib, hmac, json
+    import base64
+    import hashlib
+    import hmac
+    import json
     payload = base64.urlsafe_b64encode(json.dumps({"role": "admin", "sub": "x" * 500}).encode()).rstrip(b"=").decode()
     sig = base64.urlsafe_b64encode(hmac.new(resolve(settings).encode(), f"cp1.{payload}".encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
     response = client.get("/v1/incidents", headers={"Authorization": f"Bearer cp1.{payload}.{sig}"})

@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-
 GOOD = {"type": "structure_fire", "location": {"lat": 37.75, "lon": -122.47}}
 
 

@@ -50,6 +50,16 @@ def test_a_read_of_some_types_skips_the_others_and_keeps_their_order(log):
     assert log.read(0, types=("UnitAssigned",)) == []
 
 
+def test_a_read_by_actor_is_the_audit_of_one_person(log):
+    alice = log.append(Decision((note(text="a"),), {"incident/i1": 0}), "dispatcher:alice").records
+    log.append(Decision((note("i2", "b"),), {"incident/i2": 0}), "dispatcher:bob")
+    later = log.append(Decision((note(text="c"),), {"incident/i1": 1}), "dispatcher:alice").records
+    assert log.read(0, actor="dispatcher:alice") == list(alice + later)
+    assert log.read(0, actor="dispatcher:alice", limit=1, types=("NoteAdded",)) == list(alice)
+    assert log.read(0, actor="dispatcher:carol") == []
+    assert log.read(0, actor="'; DROP TABLE events; --") == [] and log.head() == 3
+
+
 def test_a_stale_expected_version_is_a_conflict_and_writes_nothing(log):
     log.append(Decision((note(),), {"incident/i1": 0}), "a")
     with pytest.raises(Conflict, match="incident/i1 has changed"):

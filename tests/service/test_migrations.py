@@ -21,5 +21,5 @@ def test_the_migrated_schema_matches_the_code(backend, tmp_path):
         # The PostGIS-only derived columns (migration 0002) are not in the code's tables on purpose.
         diff = compare_metadata(MigrationContext.configure(conn, opts={"include_object": include_object}), metadata)
         assert diff == []
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
     engine.dispose()

@@ -6,10 +6,14 @@ import pytest
 from shapely.geometry import MultiPolygon, Polygon
 
 from geo import DistrictIndex, LatLon
-from geo.geojson import districts_from_features, districts_to_features, read_districts, read_points
+from geo.geojson import (
+    districts_from_features,
+    districts_to_features,
+    read_districts,
+    read_points,
+)
 
 from ..realcity import shared_data
-
 
 
 def square(x0, y0, x1, y1):
@@ -58,12 +62,17 @@ class TestReadDistricts:
         assert zone.geometry.area == pytest.approx(3)
         assert DistrictIndex([zone]).at(LatLon(5.5, 5.5)) == [zone]
 
-    def test_a_self_intersecting_polygon_is_repaired_keeping_only_area(self):
-        bowtie = [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]]
-        [d] = read_districts(collection(feature("Polygon", bowtie, id="x")), "pd", "id")
+    def test_a_ring_touching_itself_is_repaired_keeping_its_area(self):
+        touching = [[[0, 0], [2, 0], [1, 1], [2, 2], [0, 2], [1, 1], [0, 0]]]  # as two SFPD districts do
+        [d] = read_districts(collection(feature("Polygon", touching, id="x")), "pd", "id")
         assert d.geometry.is_valid
         assert d.geometry.geom_type in ("Polygon", "MultiPolygon")
         assert d.geometry.area == pytest.approx(2)
+
+    def test_a_bowtie_is_refused_since_repair_would_change_what_it_covers(self):
+        bowtie = [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]]
+        with pytest.raises(ValueError, match=r"feature 0 \(district 'x'\) crosses itself \(Self-intersection\[1 1\]\)"):
+            read_districts(collection(feature("Polygon", bowtie, id="x")), "pd", "id")
 
     def test_refuses_something_that_is_not_a_feature_collection(self):
         with pytest.raises(ValueError, match="expected a GeoJSON FeatureCollection, got 'Feature'"):
