@@ -6,9 +6,22 @@ from starlette.websockets import WebSocketDisconnect
 from coordinator import state as st
 from coordinator.auth import verify
 from coordinator.log import format_at
+from coordinator.settings import Settings
 
+from ..adapters import BACKENDS, fresh_engine
 from ..builders import IN_EAST, IN_WEST, T0, record
+from ..conftest import postgres_url
 from .test_api import assign, report
+
+
+@pytest.fixture(params=BACKENDS)
+def settings(request, tmp_path):
+    """The conftest's client and token, on SQLite and on PostgreSQL (CP_TEST_DATABASE_URL)."""
+    if request.param == "sqlite":
+        return Settings(data_dir=tmp_path, snapshot_every=50, poll_interval_s=0.2)
+    fresh_engine(request.param, tmp_path).dispose()  # skips without CP_TEST_DATABASE_URL; empties the schema
+    return Settings(data_dir=tmp_path, snapshot_every=50, poll_interval_s=0.2, database_url=postgres_url(),
+                    secret="tokens-and-audit-test-secret-0123456789")
 
 
 def bearer(token: str) -> dict:
