@@ -140,8 +140,9 @@ def test_playing_moves_the_moment_by_speed_times_elapsed_and_catches_up_with_liv
             played = time.monotonic() - began
             await page.wait_for_selector("#moment:not([aria-busy])")
             moved = await shown_at(page) - (start + 2)
-            # the clock moves on every 200 ms, so the last step before the pause may be missing
-            assert 10 * (played - 0.3) <= moved <= 10 * played + 0.5, (moved, played)
+            # the clock moves on every 200 ms, so the last step before the pause may be missing, and a loaded
+            # machine may run the page's timers late: at 10x the moment still moved most of 10 s a second
+            assert 10 * (played - 0.6) <= moved <= 10 * played + 0.5, (moved, played)
 
             held = await shown_at(page)
             await asyncio.sleep(0.6)
