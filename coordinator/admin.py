@@ -7,7 +7,7 @@ audit shows who let whom in, and a revocation reaches every node that reads the 
 
 import math
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -15,7 +15,7 @@ from pydantic import Field, StringConstraints
 
 from . import auth, schemas
 from . import commands as c
-from .api import ERRORS, MAX_SEQ, ClockDep, NodeDep, PrincipalDep, _run, parse_time
+from .api import ERRORS, MAX_SEQ, ClockDep, NodeDep, PrincipalDep, _run, time_window
 from .errors import Forbidden, Invalid
 from .log import format_at
 
@@ -52,12 +52,12 @@ async def issue_token(body: TokenIn, request: Request, node: NodeDep, p: Princip
     now = clock()
     token_id, ttl_s = uuid.uuid4().hex[:16], math.ceil(body.ttl_hours * 3600)
     subject = body.subject or body.unit or body.role
-    expires = now + timedelta(seconds=ttl_s)
-    await _run(request, node, c.IssueToken(token_id, body.role, subject, body.agency, body.unit, format_at(expires)), p)
-    token = auth.issue(request.app.state.secret, body.role, subject, int(now.timestamp()), ttl_s, body.agency,
-                       body.unit, token_id)
+    issued_at = int(now.timestamp())  # a token's times are whole seconds: the log records the token's own expiry
+    expires_at = format_at(datetime.fromtimestamp(issued_at + ttl_s, timezone.utc))
+    await _run(request, node, c.IssueToken(token_id, body.role, subject, body.agency, body.unit, expires_at), p)
+    token = auth.issue(request.app.state.secret, body.role, subject, issued_at, ttl_s, body.agency, body.unit, token_id)
     return {"id": token_id, "token": token, "role": body.role, "subject": subject, "agency": body.agency,
-            "unit": body.unit, "expires_at": format_at(datetime.fromtimestamp(int(now.timestamp()) + ttl_s, timezone.utc))}
+            "unit": body.unit, "expires_at": expires_at}
 
 
 @router.post("/tokens/{token_id}/revoke", summary="Revoke a token (administrators): refused everywhere from now on")
@@ -83,10 +83,7 @@ async def audit(node: NodeDep, p: PrincipalDep, clock: ClockDep,
         raise Forbidden(f"The audit is for administrators and commanders, not a {p.role} token")
     if actor is not None and "\x00" in actor:
         raise Invalid("actor must not contain a NUL character")
-    end = parse_time(to, "to") if to else clock()
-    start = parse_time(frm, "from") if frm else end - timedelta(hours=24)
-    if start > end:
-        raise Invalid(f"from ({format_at(start)}) is after to ({format_at(end)}); give the earlier time first")
+    start, end = time_window(frm, to, clock())
     first, last = await node.window(start, end)
     records = await node.read(max(first, after_seq), limit, last, actor=actor)
     entries = [{"seq": r.seq, "at": r.at, "actor": r.actor, "type": r.type, "stream": r.stream} for r in records]

@@ -16,6 +16,7 @@ from geo.geojson import district_outlines
 from . import auth, reports, response_times, schemas
 from . import commands as c
 from . import state as st
+from .checkpoints import public_key_doc
 from .errors import Forbidden, Invalid, Unauthorized
 from .events import Recorded
 from .handlers import assignment_of, current_recommendation, incident_of, unit_of
@@ -59,9 +60,9 @@ def principal_from(app, authorization: str | None, token: str | None = None) -> 
         raise Unauthorized("A token is needed: 'Authorization: Bearer <token>' (or ?token= on a websocket); "
                            "mint one with: commandpost token --role dispatcher")
     p = auth.verify(app.state.secret, token.strip(), int(app.state.clock().timestamp()))
-    revoked_at = app.state.node.state.revoked.get(p.token_id) if p.token_id else None
-    if revoked_at is not None:
-        raise Unauthorized(f"This token was revoked at {revoked_at}; ask an administrator for a new one")
+    revoked = auth.revoked(p, app.state.node.state)
+    if revoked:
+        raise Unauthorized(revoked)
     return p
 
 
@@ -101,6 +102,20 @@ def parse_time(text: str, name: str) -> datetime:
         return schemas.to_utc(value)
     except ValueError as err:
         raise Invalid(f"{name}={text!r} {err}") from None
+
+
+def time_window(frm: str | None, to: str | None, now: datetime | None, longest: timedelta | None = None,
+                default: timedelta = timedelta(hours=24)) -> tuple[datetime, datetime]:
+    """A question's ``from``/``to``, checked: ``to`` defaults to now and ``from`` to ``default`` before it;
+    the earlier first; at most ``longest`` apart."""
+    end = parse_time(to, "to") if to else now
+    start = parse_time(frm, "from") if frm else end - default
+    if start > end:
+        raise Invalid(f"from ({format_at(start)}) is after to ({format_at(end)}); give the earlier time first")
+    if longest is not None and end - start > longest:
+        raise Invalid(f"The window from {format_at(start)} to {format_at(end)} spans "
+                      f"{(end - start) / timedelta(days=1):.1f} days; a report covers at most {longest.days} days")
+    return start, end
 
 
 def not_ahead(value: datetime, now: datetime, name: str) -> datetime:
@@ -402,13 +417,7 @@ def report_area(p: auth.Principal, state: st.State, lat: float, lon: float, radi
         raise Invalid(f"lat/lon: {err}") from None
     if not 1 <= radius_m <= REPORT_MAX_RADIUS_M:  # NaN fails too
         raise Invalid(f"radius_m must be from 1 to {REPORT_MAX_RADIUS_M:,} metres, got {radius_m:g}")
-    start, end = parse_time(frm, "from"), parse_time(to, "to")
-    if start > end:
-        raise Invalid(f"from ({format_at(start)}) is after to ({format_at(end)}); give the earlier time first")
-    if end - start > REPORT_MAX_WINDOW:
-        raise Invalid(f"The window from {format_at(start)} to {format_at(end)} spans "
-                      f"{(end - start) / timedelta(days=1):.1f} days; a report covers at most "
-                      f"{REPORT_MAX_WINDOW.days} days")
+    start, end = time_window(frm, to, None, REPORT_MAX_WINDOW)  # both ends are required here
     if not 1 <= limit <= REPORT_MAX_LIMIT:
         raise Invalid(f"limit must be from 1 to {REPORT_MAX_LIMIT}, got {limit}")
     scope = None
@@ -455,13 +464,7 @@ async def response_time_report(node: NodeDep, p: PrincipalDep, clock: ClockDep,
     token sees its own agency's figures."""
     if p.role not in REPORT_ROLES:
         raise Forbidden(f"Reports are for commanders, dispatchers and administrators, not a {p.role} token")
-    end = parse_time(to, "to") if to else clock()
-    start = parse_time(frm, "from") if frm else end - timedelta(hours=24)
-    if start > end:
-        raise Invalid(f"from ({format_at(start)}) is after to ({format_at(end)}); give the earlier time first")
-    if end - start > REPORT_MAX_WINDOW:
-        raise Invalid(f"A report covers at most {REPORT_MAX_WINDOW.days} days; "
-                      f"the window from {format_at(start)} to {format_at(end)} is longer")
+    start, end = time_window(frm, to, clock(), REPORT_MAX_WINDOW)
     after, last = await node.window(start - RESPONSE_LOOKBACK, end + ARRIVAL_HORIZON)
     records = []
     while after < last:  # arrivals may come after the window closes: read on past it
@@ -486,14 +489,10 @@ async def list_checkpoints(request: Request, node: NodeDep, p: PrincipalDep,
                            limit: Annotated[int, Query(ge=1, le=CHECKPOINT_MAX_LIMIT)] = 100):
     """Any valid token, a unit's too: a checkpoint carries a seq, a hash, a time and a signature, no
     incident data. Save the answer; ``commandpost verify --checkpoint FILE`` checks the log against it."""
-    from .checkpoints import public_key_doc
-
     found = await to_thread.run_sync(node.log.checkpoints, after_seq, limit)
     return {"public_key": public_key_doc(request.app.state.checkpoint_signer.public_key), "checkpoints": found}
 
 
 @router.get("/checkpoints/public-key", summary="The public key checkpoints are signed with")
 async def checkpoint_public_key(request: Request, p: PrincipalDep):
-    from .checkpoints import public_key_doc
-
     return public_key_doc(request.app.state.checkpoint_signer.public_key)

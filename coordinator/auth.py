@@ -101,6 +101,12 @@ def verify(secret: str, token: str, now: int) -> Principal:
                      expires=claims.get("exp"), token_id=token_id if isinstance(token_id, str) else None)
 
 
+def revoked(p: Principal, state: State) -> str | None:
+    """Why ``p``'s token is no longer taken because it was revoked, or None (expiry is ``verify``'s)."""
+    revoked_at = state.revoked.get(p.token_id) if p.token_id else None
+    return f"This token was revoked at {revoked_at}; ask an administrator for a new one" if revoked_at else None
+
+
 def _unit_agency(state: State, unit_id: str) -> str | None:
     unit = state.units.get(unit_id)
     return unit.agency_id if unit else None

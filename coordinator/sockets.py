@@ -54,13 +54,10 @@ def _principal(ws: WebSocket) -> auth.Principal:
 
 
 def _token_ended(ws: WebSocket, p: auth.Principal) -> str | None:
-    """Why an open socket's token no longer holds (revoked, expired), or None."""
-    revoked_at = ws.app.state.node.state.revoked.get(p.token_id) if p.token_id else None
-    if revoked_at is not None:
-        return f"token revoked at {revoked_at}"
+    """Why an open socket's token no longer holds (revoked, or expired since the socket opened), or None."""
     if p.expires is not None and ws.app.state.clock().timestamp() >= p.expires:
-        return "token expired; sign in again"
-    return None
+        return "The bearer token has expired; ask for a new one"
+    return auth.revoked(p, ws.app.state.node.state)
 
 
 async def _after(ws: WebSocket) -> int:
@@ -228,7 +225,7 @@ async def _answer(ws: WebSocket, p: auth.Principal, unit_id: str, message: dict)
             raise Invalid(f"id must be a string or a number, got {type(bad).__name__}")
         ended = _token_ended(ws, p)
         if ended:
-            raise Unauthorized(f"This socket's {ended}")
+            raise Unauthorized(ended)
         return {"type": "reply", "id": ident, **await _act(ws, p, unit_id, body)}
     except RateLimited as err:  # the socket stays open: the unit sends again after retry_after_s
         return {"type": "error", "id": ident, "error": err.code, "status": 429, "message": err.message,
